@@ -1,0 +1,165 @@
+"""``create_app``: builds the whole gateway from ``Settings``; nothing happens at import time.
+
+The returned object is a plain ASGI application. Its lifespan opens the adapters' connection
+pools and closes them on shutdown. The route table defined here drives both dispatch and
+``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+import orjson
+
+from gateway import __version__
+from gateway.asgi import ASGIApp, Receive, Request, Scope, Send
+from gateway.auth import KeyRing
+from gateway.catalog_api import CatalogEndpoints
+from gateway.chat import ChatEndpoint
+from gateway.metrics import Metrics
+from gateway.middleware import LastResortMiddleware, RequestIdMiddleware, TelemetryMiddleware
+from gateway.openapi import build_openapi
+from gateway.relay import Relay
+from gateway.router import Route, Router
+from gateway.routing import Catalog
+from gateway.schemas import CHAT_REQUEST, CHAT_RESPONSE, CHAT_STREAM, HEALTH, MODEL, MODEL_LIST
+from gateway.settings import Settings
+from gateway.stores.memory import MemoryCooldowns
+from providers.base import ChatAdapter
+from providers.registry import build_adapter
+
+
+def _json(schema: dict[str, object]) -> dict[str, object]:
+    return {"application/json": {"schema": schema}}
+
+
+class Gateway:
+    """The application: middleware around the router, plus the lifespan of its resources."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.monotonic,
+        seed: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.adapters: dict[str, ChatAdapter] = {
+            name: build_adapter(provider) for name, provider in settings.providers.items()
+        }
+        rng = random.Random(seed)
+        self.cooldowns = MemoryCooldowns(
+            settings.relay.cooldown_failures, settings.relay.cooldown_s
+        )
+        self.metrics.watch_cooldowns(lambda: self.cooldowns.cooling(clock()))
+        keys = KeyRing(settings.keys)
+        catalog = Catalog(settings, rng)
+        relay = Relay(
+            self.adapters, settings.relay, self.cooldowns, self.metrics, clock=clock, rng=rng
+        )
+        chat = ChatEndpoint(keys, catalog, relay, self.metrics, settings.server.max_body_bytes)
+        models = CatalogEndpoints(keys, catalog)
+        self.routes = [
+            Route(
+                "POST",
+                "/v1/chat/completions",
+                chat,
+                "Create a chat completion (OpenAI-compatible; stream with stream: true)",
+                "Chat",
+                request_schema=CHAT_REQUEST,
+                responses={
+                    200: {**_json(CHAT_RESPONSE), "text/event-stream": {"schema": CHAT_STREAM}}
+                },
+            ),
+            Route(
+                "GET",
+                "/v1/models",
+                models.list_models,
+                "List the models this key may use",
+                "Models",
+                responses={200: _json(MODEL_LIST)},
+            ),
+            Route(
+                "GET",
+                "/v1/models/{id}",
+                models.get_model,
+                "Inspect one model",
+                "Models",
+                responses={200: _json(MODEL)},
+            ),
+            Route(
+                "GET",
+                "/v1/health",
+                self.health,
+                "Service health (no auth, no upstream call)",
+                "Health",
+                auth=False,
+                responses={200: _json(HEALTH)},
+            ),
+            Route(
+                "GET",
+                "/metrics",
+                self.metrics_text,
+                "Prometheus metrics",
+                "Operations",
+                auth=False,
+                public=False,
+            ),
+            Route(
+                "GET",
+                "/openapi.json",
+                self.openapi,
+                "This specification",
+                "Operations",
+                auth=False,
+                public=False,
+            ),
+        ]
+        self._openapi_body = orjson.dumps(build_openapi(self.routes))
+        self._health_body = orjson.dumps({"status": "ok", "version": __version__})
+        router = Router(self.routes)
+        self._app: ASGIApp = LastResortMiddleware(
+            RequestIdMiddleware(TelemetryMiddleware(router, self.metrics))
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await self._app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for adapter in self.adapters.values():
+                        await adapter.start()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for adapter in self.adapters.values():
+                    await adapter.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def health(self, request: Request) -> None:
+        await request.respond_bytes(200, self._health_body)
+
+    async def openapi(self, request: Request) -> None:
+        await request.respond_bytes(200, self._openapi_body)
+
+    async def metrics_text(self, request: Request) -> None:
+        await request.respond_bytes(
+            200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")]
+        )
+
+
+def create_app(
+    settings: Settings, clock: Callable[[], float] = time.monotonic, seed: int | None = None
+) -> Gateway:
+    return Gateway(settings, clock=clock, seed=seed)

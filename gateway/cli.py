@@ -1,0 +1,83 @@
+"""The ``beatra-gateway`` command: load the configuration, check it, serve with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+import uvicorn
+
+from gateway.app import create_app
+from gateway.logs import configure_logging
+from gateway.settings import ConfigError, Settings, load_settings
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Refuse to expose a development key on a non-loopback address."""
+    if is_loopback(host):
+        return
+    for key in settings.keys.values():
+        if key.development and not key.disabled:
+            raise ConfigError(
+                f"keys.{key.name}.development",
+                f"a development key may only be served on loopback, not on {host}",
+            )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="beatra-gateway", description=__doc__)
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("BEATRA_CONFIG"),
+        help="TOML configuration file (env BEATRA_CONFIG; default: the embedded default)",
+    )
+    parser.add_argument("--host", default=os.environ.get("BEATRA_HOST"), help="bind address")
+    parser.add_argument("--port", type=int, default=os.environ.get("BEATRA_PORT"), help="bind port")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("BEATRA_LOG_LEVEL"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        host = args.host or settings.server.host
+        port = int(args.port) if args.port is not None else settings.server.port
+        check_bind(settings, host)
+    except (ConfigError, OSError) as exc:
+        print(f"beatra-gateway: config error: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print("beatra-gateway: configuration is valid")
+        return 0
+    level = args.log_level or settings.server.log_level
+    configure_logging(level, settings.server.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,  # the gateway writes its own structured access line
+        log_level="warning" if level != "debug" else "debug",
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0

@@ -1,0 +1,115 @@
+"""The contract's error codes in one table, the exception that carries one, and the envelope.
+
+Every non-2xx response of the gateway, from any layer, is rendered by ``envelope`` from this
+table, so status, ``retryable`` and the OpenAI-style ``type`` can never disagree with each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    status: int
+    retryable: bool
+    type: str  # the OpenAI error family, so SDK exception classes map cleanly
+    message: str  # the default, client-safe message
+
+
+ERROR_CODES: dict[str, ErrorCode] = {
+    "invalid_request": ErrorCode(400, False, "invalid_request_error", "The request is not valid."),
+    "missing_api_key": ErrorCode(
+        401, False, "authentication_error", "Missing or malformed Authorization header."
+    ),
+    "invalid_api_key": ErrorCode(
+        401, False, "authentication_error", "API key not found, disabled, or revoked."
+    ),
+    "permission_denied": ErrorCode(
+        403, False, "permission_error", "This API key is not allowed to use this resource."
+    ),
+    "not_found": ErrorCode(404, False, "not_found_error", "Not found."),
+    "model_not_found": ErrorCode(404, False, "not_found_error", "The model does not exist."),
+    "method_not_allowed": ErrorCode(
+        405, False, "invalid_request_error", "Method not allowed on this route."
+    ),
+    "idempotency_conflict": ErrorCode(
+        409, False, "invalid_request_error", "Idempotency-Key was reused with a different body."
+    ),
+    "idempotency_in_progress": ErrorCode(
+        409, True, "invalid_request_error", "A request with this Idempotency-Key is in progress."
+    ),
+    "task_not_cancelable": ErrorCode(
+        409, False, "invalid_request_error", "The task is already in a terminal state."
+    ),
+    "payload_too_large": ErrorCode(
+        413, False, "invalid_request_error", "The request body is too large."
+    ),
+    "unsupported_media_type": ErrorCode(
+        415, False, "invalid_request_error", "Unsupported Content-Type."
+    ),
+    "rate_limited": ErrorCode(
+        429, True, "rate_limit_error", "Request budget exhausted; retry later."
+    ),
+    "internal_error": ErrorCode(500, True, "api_error", "Internal error."),
+    "upstream_error": ErrorCode(502, True, "api_error", "The upstream provider failed."),
+    "model_unavailable": ErrorCode(
+        503, True, "api_error", "Every deployment of the model is unavailable; retry or use auto."
+    ),
+    "service_unavailable": ErrorCode(
+        503, True, "api_error", "The gateway is temporarily unavailable."
+    ),
+    "upstream_timeout": ErrorCode(504, True, "api_error", "The upstream provider timed out."),
+}
+
+
+class GatewayError(Exception):
+    """Raised anywhere in the request path; rendered once, as the contract's envelope."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str | None = None,
+        *,
+        details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        spec = ERROR_CODES[code]
+        super().__init__(message or spec.message)
+        self.code = code
+        self.spec = spec
+        self.message = message or spec.message
+        self.details = details
+        self.headers = headers or {}
+
+    @property
+    def status(self) -> int:
+        return self.spec.status
+
+
+def invalid(details: list[dict[str, str]], message: str | None = None) -> GatewayError:
+    if message is None:
+        first = details[0]
+        message = f"{first['field']}: {first['issue']}"
+        if len(details) > 1:
+            message += f" (and {len(details) - 1} more)"
+    return GatewayError("invalid_request", message, details=details)
+
+
+def envelope_object(error: GatewayError, request_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "code": error.code,
+        "message": error.message,
+        "type": error.spec.type,
+        "retryable": error.spec.retryable,
+        "request_id": request_id,
+        "details": error.details or [],
+    }
+    return {"error": body}
+
+
+def envelope(error: GatewayError, request_id: str) -> bytes:
+    return orjson.dumps(envelope_object(error, request_id))

@@ -1,0 +1,178 @@
+"""Every Prometheus metric of the gateway, declared in one place, in a registry per app.
+
+Labels are bounded by design: route templates, methods, status codes, catalog model ids, provider
+names and fixed outcome words; never raw paths, request ids, keys or user input. Label children
+are cached so the hot path pays a dict lookup, not prometheus-client's label validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from gateway.asgi import RequestContext
+
+# LLM latencies run from milliseconds (cached, tiny) to minutes (long generations).
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+UPSTREAM_OUTCOMES = {
+    "client_error": "client_error",
+    "auth": "auth_error",
+    "rate_limited": "rate_limited",
+    "server": "server_error",
+    "connect": "server_error",
+    "timeout": "timeout",
+}
+
+
+class _Cached:
+    """A metric with its label children cached by label values."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+class _CooldownCollector(Collector):
+    def __init__(self, source: Callable[[], Iterable[str]]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "beatra_deployment_cooling",
+            "1 while a deployment rests after failures (circuit open).",
+            labels=["deployment"],
+        )
+        for deployment in self._source():
+            family.add_metric([deployment], 1.0)
+        yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = _Cached(
+            Counter(
+                "beatra_http_requests",
+                "HTTP requests by route template, method and status.",
+                ["route", "method", "status"],
+                registry=r,
+            )
+        )
+        self.http_duration = _Cached(
+            Histogram(
+                "beatra_http_request_duration_seconds",
+                "Time from request to the end of the response, by route template.",
+                ["route"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+        )
+        self.inflight = Gauge("beatra_inflight_requests", "Requests being served.", registry=r)
+        self.open_streams = Gauge("beatra_open_streams", "SSE streams open to clients.", registry=r)
+        self.disconnects = _Cached(
+            Counter(
+                "beatra_client_disconnects",
+                "Clients that went away before their answer (logged as 499; not failures).",
+                ["route"],
+                registry=r,
+            )
+        )
+        self.upstream_requests = _Cached(
+            Counter(
+                "beatra_upstream_requests",
+                "Calls to providers by provider, catalog model and outcome.",
+                ["provider", "model", "outcome"],
+                registry=r,
+            )
+        )
+        self.upstream_duration = _Cached(
+            Histogram(
+                "beatra_upstream_duration_seconds",
+                "Time waiting on a provider per attempt (to the first chunk for streams).",
+                ["provider", "model"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+        )
+        self.ttft = _Cached(
+            Histogram(
+                "beatra_time_to_first_token_seconds",
+                "Time from request to the first streamed chunk sent to the client.",
+                ["model"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+        )
+        self.overhead = _Cached(
+            Histogram(
+                "beatra_gateway_overhead_seconds",
+                "Time a proxied request spent in the gateway itself (total minus upstream wait).",
+                ["route"],
+                buckets=OVERHEAD_BUCKETS,
+                registry=r,
+            )
+        )
+        self.tokens = _Cached(
+            Counter(
+                "beatra_tokens",
+                "Tokens by catalog model and kind (prompt, completion).",
+                ["model", "kind"],
+                registry=r,
+            )
+        )
+        self.fallbacks = _Cached(
+            Counter(
+                "beatra_fallbacks",
+                "Moves to the next deployment in a plan after a failure.",
+                ["model"],
+                registry=r,
+            )
+        )
+        self.retries = _Cached(
+            Counter(
+                "beatra_retries",
+                "Repeated attempts on the same deployment after a retryable failure.",
+                ["model"],
+                registry=r,
+            )
+        )
+
+    def watch_cooldowns(self, source: Callable[[], Iterable[str]]) -> None:
+        self.registry.register(_CooldownCollector(source))
+
+    def observe_request(
+        self, route: str, method: str, status: int, duration: float, ctx: RequestContext
+    ) -> None:
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_duration.labels(route).observe(duration)
+        if ctx.disconnected:
+            self.disconnects.labels(route).inc()
+        if ctx.attempts:
+            self.overhead.labels(route).observe(max(0.0, duration - ctx.upstream_seconds))
+        if ctx.model_served is not None:
+            if ctx.prompt_tokens:
+                self.tokens.labels(ctx.model_served, "prompt").inc(ctx.prompt_tokens)
+            if ctx.completion_tokens:
+                self.tokens.labels(ctx.model_served, "completion").inc(ctx.completion_tokens)
+            if ctx.ttft is not None:
+                self.ttft.labels(ctx.model_served).observe(ctx.ttft)
+
+    def upstream_attempt(self, provider: str, model: str, outcome: str, seconds: float) -> None:
+        self.upstream_requests.labels(provider, model, outcome).inc()
+        self.upstream_duration.labels(provider, model).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""State behind small protocols; ``memory`` is the single-process backend."""

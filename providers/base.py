@@ -1,0 +1,137 @@
+"""The contract between the gateway and chat adapters.
+
+An adapter turns one canonical (OpenAI-shaped) chat call into a provider's wire format and back.
+It sees no API keys of clients, no limits, routing or metrics: only a ``ChatCall``. Every failure
+leaves an adapter as one ``UpstreamError`` whose ``kind`` the gateway maps to its error envelope.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+JSON = dict[str, Any]
+
+UpstreamErrorKind = Literal[
+    "client_error",  # the provider rejected the request as the client's mistake (400, 404, 422)
+    "auth",  # the provider refused the operator's credentials (401, 403)
+    "rate_limited",  # the provider's own rate limit (429)
+    "server",  # 5xx, malformed body or stream, unexpected status
+    "timeout",  # connect, first byte, between chunks or total deadline passed
+    "connect",  # connection refused or reset
+]
+
+RETRYABLE_KINDS: frozenset[str] = frozenset({"rate_limited", "server", "timeout", "connect"})
+
+
+class UpstreamError(Exception):
+    """The one exception an adapter raises; ``message`` is safe to show a client."""
+
+    def __init__(
+        self,
+        kind: UpstreamErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind: UpstreamErrorKind = kind
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE_KINDS
+
+    def __repr__(self) -> str:
+        return f"UpstreamError({self.kind!r}, {self.message!r}, status={self.status})"
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """One chat request as an adapter receives it.
+
+    ``body`` is the validated OpenAI-shaped request; adapters must not mutate it (the relay may
+    send the same body to several deployments). ``upstream_model`` is the provider's own model id.
+    """
+
+    body: JSON
+    upstream_model: str
+    request_id: str
+    stream: bool = False
+    include_usage: bool = False
+
+
+@dataclass(slots=True)
+class ProviderSettings:
+    """What the configuration says about one provider, as adapters need it."""
+
+    name: str
+    kind: str
+    base_url: str = ""
+    api_key: str | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    total_timeout: float = 600.0
+    max_connections: int = 256
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ChatAdapter(Protocol):
+    """What every chat adapter offers; ``kind`` names it in the configuration."""
+
+    kind: str
+
+    async def start(self) -> None:
+        """Open pooled connections; called once by the gateway's lifespan."""
+
+    async def close(self) -> None:
+        """Release everything ``start`` opened."""
+
+    async def complete(self, call: ChatCall) -> JSON:
+        """Return an OpenAI ``chat.completion`` object (``model`` is rewritten by the gateway)."""
+
+    def stream(self, call: ChatCall) -> AsyncIterator[JSON]:
+        """Yield OpenAI ``chat.completion.chunk`` objects as they arrive from the provider.
+
+        The stream ends normally only when the provider said it is complete; a stream that breaks
+        raises ``UpstreamError``. When ``call.include_usage`` is set, the last chunk carries usage.
+        """
+
+
+def classify_status(status: int, message: str, retry_after: float | None) -> UpstreamError:
+    """Map a provider's non-2xx HTTP status to an ``UpstreamError`` (shared by HTTP adapters)."""
+    if status in (401, 403):
+        return UpstreamError(
+            "auth", "The provider rejected the gateway's credentials.", status=status
+        )
+    if status == 429:
+        return UpstreamError(
+            "rate_limited", "The provider is rate limiting.", status=status, retry_after=retry_after
+        )
+    if status in (408, 504):
+        return UpstreamError("timeout", "The provider timed out.", status=status)
+    if 400 <= status < 500 and status != 404:
+        return UpstreamError(
+            "client_error", message or "The provider rejected the request.", status=status
+        )
+    # 404 means the operator configured a model or path the provider does not know: not the
+    # client's fault, so it is treated like a server failure (and another deployment may work).
+    return UpstreamError(
+        "server", f"The provider failed with HTTP {status}.", status=status, retry_after=retry_after
+    )
+
+
+_URL = re.compile(r"https?://\S+")
+_SECRETISH = re.compile(r"\b(sk|pk|key|api|tok)[-_][A-Za-z0-9_\-]{8,}\b", re.IGNORECASE)
+MAX_MESSAGE_CHARS = 500
+
+
+def clean_message(text: str) -> str:
+    """A provider's error text made safe for a client: no URLs, nothing key-like, bounded."""
+    text = _SECRETISH.sub("[redacted]", _URL.sub("[url]", text)).strip()
+    return text[:MAX_MESSAGE_CHARS]

@@ -1,0 +1,171 @@
+"""The one seam through which adapters talk HTTP to upstreams.
+
+It owns the pooled client (aiohttp: measured several times faster than httpx's default transport
+for this proxy workload, see the README), the timeouts, the bound on response sizes, and the
+mapping of transport failures to ``UpstreamError``. Adapters give it bytes and a function that
+turns a provider's error response into an ``UpstreamError``; they never touch aiohttp themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from providers.base import ProviderSettings, UpstreamError
+
+ErrorMapper = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
+
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait as the provider says: ``retry-after-ms``, then ``retry-after``."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class HttpUpstream:
+    """A pooled HTTP client bound to one provider's base URL."""
+
+    def __init__(self, settings: ProviderSettings, headers: Mapping[str, str]) -> None:
+        self._settings = settings
+        self._base_url = settings.base_url.rstrip("/")
+        self._headers = {"content-type": "application/json", **headers}
+        self._max_response_bytes = int(
+            settings.options.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._sync_timeout = aiohttp.ClientTimeout(
+            total=settings.total_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        )
+        # A stream has no total deadline of its own: each read must arrive within read_timeout.
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        )
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self._settings.max_connections, limit_per_host=0, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, headers=self._headers, skip_auto_headers=("User-Agent",)
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise RuntimeError("HttpUpstream used before start()")
+        return self._session
+
+    async def post_json(
+        self, path: str, payload: bytes, headers: Mapping[str, str], on_error: ErrorMapper
+    ) -> bytes:
+        """POST ``payload``; return the 2xx body or raise the mapped ``UpstreamError``."""
+        try:
+            async with self._client().post(
+                self._base_url + path, data=payload, headers=headers, timeout=self._sync_timeout
+            ) as response:
+                body = await self._read_bounded(response)
+                if response.status >= 300:
+                    raise on_error(response.status, body, _plain(response.headers))
+                return body
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise transport_error(exc) from exc
+
+    @asynccontextmanager
+    async def open_stream(
+        self, path: str, payload: bytes, headers: Mapping[str, str], on_error: ErrorMapper
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """POST ``payload`` and yield an iterator over the SSE ``data:`` payloads of the answer.
+
+        On any exit other than the provider's normal end, the connection is closed rather than
+        returned to the pool, so a client that goes away also cancels the upstream request.
+        """
+        try:
+            response = await self._client().post(
+                self._base_url + path, data=payload, headers=headers, timeout=self._stream_timeout
+            )
+        except Exception as exc:
+            raise transport_error(exc) from exc
+        try:
+            if response.status >= 300:
+                body = await self._read_bounded(response)
+                raise on_error(response.status, body, _plain(response.headers))
+            yield _sse_data(response)
+        except BaseException:
+            response.close()
+            raise
+        else:
+            response.release()
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_response_bytes
+        length = response.content_length
+        if length is not None and length <= limit:
+            return await response.read()
+        parts: list[bytes] = []
+        seen = 0
+        async for part in response.content.iter_chunked(65536):
+            seen += len(part)
+            if seen > limit:
+                raise UpstreamError("server", "The provider's response was too large.")
+            parts.append(part)
+        return b"".join(parts)
+
+
+async def _sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of an event stream, one per event line, as they arrive."""
+    try:
+        async for line in response.content:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    except UpstreamError:
+        raise
+    except Exception as exc:
+        raise transport_error(exc) from exc
+
+
+def transport_error(exc: BaseException) -> UpstreamError:
+    """Map an aiohttp or socket failure to the ``UpstreamError`` the relay understands."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return UpstreamError("timeout", "The provider did not answer in time.")
+    if isinstance(
+        exc,
+        aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | ConnectionError | OSError,
+    ):
+        return UpstreamError("connect", "The connection to the provider failed.")
+    return UpstreamError("server", "The provider's response could not be read.")
+
+
+def _plain(headers: CIMultiDictProxy[str]) -> dict[str, str]:
+    return {key.lower(): value for key, value in headers.items()}

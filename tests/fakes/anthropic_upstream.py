@@ -1,0 +1,244 @@
+"""A fake Anthropic server speaking the Messages API wire format, with faults.
+
+``POST /v1/messages``: a ``message`` body, or with ``stream: true`` an event stream of
+``event: <type>`` / ``data: <json>`` pairs: message_start, content_block_start, ping,
+content_block_delta..., content_block_stop, message_delta, message_stop. When ``tool_choice``
+forces a tool (``any`` or ``tool``) the answer is one ``tool_use`` block instead of text. Errors
+use Anthropic's ``{"type": "error", "error": {...}, "request_id": ...}`` body. Like the real API
+it requires ``anthropic-version`` and ``max_tokens``, and checks ``x-api-key`` when given a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from providers.tokens import content_text, count_text
+from tests.fakes.faults import Fault, FaultPlan
+
+REPLY_WORDS = ["Hello", " from", " the", " fake", " Claude", "!"]
+TOOL_USE_ID = "toolu_fake01"
+TOOL_INPUT = {"city": "Paris"}
+# How the tool input arrives in a stream: an empty first delta, as the real API often sends.
+TOOL_INPUT_PARTS = ["", '{"city": ', '"Paris"}']
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+_ids = itertools.count(1)
+
+
+def error_body(status: int, message: str) -> bytes:
+    kind = ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+    return orjson.dumps(
+        {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": f"req_fake{next(_ids):06d}",
+        }
+    )
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=error_body(status, message),
+        headers=headers or {},
+        content_type="application/json",
+    )
+
+
+def _input_tokens(body: dict[str, Any]) -> int:
+    """About what the real API would count: the words, plus a little framing per message."""
+    messages = body.get("messages") or []
+    total = count_text(content_text(body.get("system"))) + 3 * len(messages)
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and isinstance(block.get("content"), str):
+                    total += count_text(block["content"])  # tool_result text
+        total += count_text(content_text(content))
+    return total
+
+
+def _forced_tool(body: dict[str, Any]) -> str | None:
+    choice = body.get("tool_choice") or {}
+    tools = body.get("tools") or []
+    if choice.get("type") == "tool":
+        return str(choice.get("name"))
+    if choice.get("type") == "any" and tools:
+        return str(tools[0].get("name"))
+    return None
+
+
+def _reply_words(body: dict[str, Any], count: int) -> tuple[list[str], str]:
+    """The words of the answer (one output token each) and its stop_reason."""
+    words = (REPLY_WORDS * (count // len(REPLY_WORDS) + 1))[:count]
+    if len(words) > body["max_tokens"]:
+        return words[: body["max_tokens"]], "max_tokens"
+    return words, "end_turn"
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": output_tokens,
+    }
+
+
+def _check(request: web.Request, body: Any, api_key: str | None) -> web.Response | None:
+    """The real API's own refusals, before any fault applies."""
+    if api_key is not None and request.headers.get("x-api-key") != api_key:
+        return _error(401, "invalid x-api-key")
+    if not request.headers.get("anthropic-version"):
+        return _error(400, "anthropic-version: header is required")
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return _error(400, "messages: Field required")
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        return _error(400, "max_tokens: Field required")
+    return None
+
+
+def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
+    async def messages(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        refusal = _check(request, body, api_key)
+        if refusal is not None:
+            return refusal
+        fault = plan.take()
+        if fault.name == "reset":
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if fault.name == "slow":
+            await asyncio.sleep(fault.delay)
+        if fault.name == "status":
+            return _error(fault.status, fault.message, fault.headers)
+        if body.get("stream"):
+            return await _stream(request, body, fault, plan)
+        if fault.name == "malformed":
+            return web.Response(
+                body=b'{"id": "msg_fake", "type": "message", "content": [',
+                content_type="application/json",
+            )
+        tool = _forced_tool(body)
+        if tool is not None:
+            content: list[dict[str, Any]] = [
+                {"type": "tool_use", "id": TOOL_USE_ID, "name": tool, "input": TOOL_INPUT}
+            ]
+            stop_reason, output_tokens = "tool_use", 12
+        else:
+            words, stop_reason = _reply_words(body, len(REPLY_WORDS))
+            content = [{"type": "text", "text": "".join(words)}]
+            output_tokens = len(words)
+        return web.json_response(
+            {
+                "id": f"msg_fake{next(_ids):06d}",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model"),
+                "content": content,
+                "stop_reason": stop_reason,
+                "stop_sequence": None,
+                "usage": _usage(_input_tokens(body), output_tokens),
+            },
+            dumps=lambda data: orjson.dumps(data).decode(),
+        )
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/messages", messages)
+    return app
+
+
+def _events(body: dict[str, Any], plan: FaultPlan) -> list[tuple[str, dict[str, Any]]]:
+    """The stream's events up to (not including) message_stop."""
+    tool = _forced_tool(body)
+    start: dict[str, Any] = {
+        "id": f"msg_fake{next(_ids):06d}",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model"),
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": _usage(_input_tokens(body), 1),
+    }
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start})
+    ]
+    if tool is not None:
+        block: dict[str, Any] = {"type": "tool_use", "id": TOOL_USE_ID, "name": tool, "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": part} for part in TOOL_INPUT_PARTS]
+        stop_reason, output_tokens = "tool_use", 12
+    else:
+        words, stop_reason = _reply_words(body, plan.chunk_count)
+        block = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": word} for word in words]
+        output_tokens = len(words)
+    events.append(
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
+    )
+    events.append(("ping", {"type": "ping"}))
+    events += [
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta})
+        for delta in deltas
+    ]
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    delta = {"stop_reason": stop_reason, "stop_sequence": None}
+    usage = {"output_tokens": output_tokens}
+    events.append(("message_delta", {"type": "message_delta", "delta": delta, "usage": usage}))
+    return events
+
+
+async def _stream(
+    request: web.Request, body: dict[str, Any], fault: Fault, plan: FaultPlan
+) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+    )
+    await response.prepare(request)
+    events = _events(body, plan)
+    if fault.name != "no_done":
+        events.append(("message_stop", {"type": "message_stop"}))
+    try:
+        for position, (name, data) in enumerate(events):
+            payload = orjson.dumps(data)
+            if fault.name in ("cut", "stall", "malformed") and position == fault.after:
+                if fault.name == "cut":
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                if fault.name == "stall":
+                    await asyncio.sleep(3600)
+                payload = b"{not json"
+            await response.write(b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n")
+            if plan.chunk_gap:
+                await asyncio.sleep(plan.chunk_gap)
+        await response.write_eof()
+    except (ConnectionResetError, asyncio.CancelledError):
+        plan.note_stream_end(cancelled=True)
+        raise
+    plan.note_stream_end(cancelled=False)
+    return response

@@ -1,0 +1,89 @@
+"""Switchable faults shared by the fake upstreams.
+
+A test queues faults (``plan.push("status", status=503)``); each request to the fake takes the
+next one, or ``ok`` when the queue is empty. The fakes record what they saw so tests can count
+upstream calls and observe cancellations.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+FAULTS = (
+    "ok",  # a normal answer
+    "status",  # HTTP ``status`` with the provider's error body (``headers`` e.g. Retry-After)
+    "slow",  # wait ``delay`` seconds before answering normally
+    "reset",  # abort the TCP connection before any header
+    "malformed",  # 200 with a body that is not JSON (sync) / an event that is not JSON (stream)
+    "cut",  # stream: send ``after`` chunks, then abort the connection
+    "stall",  # stream: send ``after`` chunks, then send nothing more
+    "no_done",  # stream: end cleanly but without the provider's end-of-stream marker
+)
+
+
+@dataclass
+class Fault:
+    name: str = "ok"
+    status: int = 500
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    after: int = 2
+    message: str = "fake upstream failure"
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+class FaultPlan:
+    """The queue of faults and the record of requests, safe to use from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[Fault] = deque()
+        self.requests: list[Recorded] = []
+        self.cancelled_streams = 0
+        self.completed_streams = 0
+        self.chunk_gap = 0.0  # seconds between stream chunks
+        self.chunk_count = 5  # content chunks per streamed answer
+
+    def push(self, name: str, times: int = 1, **options: Any) -> None:
+        if name not in FAULTS:
+            raise ValueError(f"unknown fault {name!r}")
+        with self._lock:
+            for _ in range(times):
+                self._queue.append(Fault(name=name, **options))
+
+    def take(self) -> Fault:
+        with self._lock:
+            return self._queue.popleft() if self._queue else Fault()
+
+    def record(self, path: str, headers: dict[str, str], body: Any) -> None:
+        with self._lock:
+            self.requests.append(Recorded(path, headers, body))
+
+    def note_stream_end(self, *, cancelled: bool) -> None:
+        with self._lock:
+            if cancelled:
+                self.cancelled_streams += 1
+            else:
+                self.completed_streams += 1
+
+    @property
+    def calls(self) -> int:
+        return len(self.requests)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self.requests.clear()
+            self.cancelled_streams = 0
+            self.completed_streams = 0
+            self.chunk_gap = 0.0
+            self.chunk_count = 5

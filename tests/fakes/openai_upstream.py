@@ -1,0 +1,141 @@
+"""A fake OpenAI-compatible server speaking the Chat Completions wire format, with faults.
+
+``POST /v1/chat/completions``: a ``chat.completion`` body, or with ``stream: true`` an event
+stream of ``chat.completion.chunk`` objects ending ``data: [DONE]`` (with a usage chunk first
+when ``stream_options.include_usage`` is set). Errors use OpenAI's ``{"error": {...}}`` body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from tests.fakes.faults import Fault, FaultPlan
+
+REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
+
+
+def _error_body(fault: Fault) -> bytes:
+    kinds = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error"}
+    return orjson.dumps(
+        {
+            "error": {
+                "message": fault.message,
+                "type": kinds.get(fault.status, "server_error"),
+                "param": None,
+                "code": None,
+            }
+        }
+    )
+
+
+def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
+    prompt_tokens = 10 * len(body.get("messages") or [])
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def make_app(plan: FaultPlan) -> web.Application:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body = orjson.loads(raw)
+        plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        fault = plan.take()
+        if fault.name == "reset":
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if fault.name == "slow":
+            await asyncio.sleep(fault.delay)
+        if fault.name == "status":
+            return web.Response(
+                status=fault.status,
+                body=_error_body(fault),
+                headers=fault.headers,
+                content_type="application/json",
+            )
+        if body.get("stream"):
+            return await _stream(request, body, fault, plan)
+        if fault.name == "malformed":
+            return web.Response(body=b'{"id": "chatcmpl-x", "choices": [', content_type="application/json")
+        text = "".join(REPLY_WORDS)
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake123",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": _usage(body, len(REPLY_WORDS)),
+            },
+            dumps=lambda data: orjson.dumps(data).decode(),
+        )
+
+    return _app_with(chat)
+
+
+def _app_with(chat: Any) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/chat/completions", chat)
+    return app
+
+
+async def _stream(
+    request: web.Request, body: dict[str, Any], fault: Fault, plan: FaultPlan
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+    await response.prepare(request)
+    base = {
+        "id": "chatcmpl-fakestream",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model"),
+    }
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    words = (REPLY_WORDS * (plan.chunk_count // len(REPLY_WORDS) + 1))[: plan.chunk_count]
+    events: list[bytes] = [
+        orjson.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+    ]
+    events += [
+        orjson.dumps({**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
+        for w in words
+    ]
+    events.append(orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    if include_usage:
+        events.append(orjson.dumps({**base, "choices": [], "usage": _usage(body, len(words))}))
+    try:
+        for position, event in enumerate(events):
+            if fault.name in ("cut", "stall", "malformed") and position == fault.after:
+                if fault.name == "cut":
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                if fault.name == "stall":
+                    await asyncio.sleep(3600)
+                event = b"{not json"
+            await response.write(b"data: " + event + b"\n\n")
+            if plan.chunk_gap:
+                await asyncio.sleep(plan.chunk_gap)
+        if fault.name != "no_done":
+            await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+    except (ConnectionResetError, asyncio.CancelledError):
+        plan.note_stream_end(cancelled=True)
+        raise
+    plan.note_stream_end(cancelled=False)
+    return response
