@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="beatra-gateway", description=__doc__)
     parser.add_argument(
         "--config",
-        default=os.environ.get("BEATRA_CONFIG"),
+        default=os.environ.get("BEATRA_CONFIG") or None,
         help="TOML configuration file (env BEATRA_CONFIG; default: the embedded default)",
     )
     parser.add_argument("--host", default=os.environ.get("BEATRA_HOST"), help="bind address")

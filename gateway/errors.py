@@ -107,6 +107,8 @@ def envelope_object(error: GatewayError, request_id: str) -> dict[str, Any]:
         "retryable": error.spec.retryable,
         "request_id": request_id,
         "details": error.details or [],
+        # OpenAI's error object always has ``param``: the offending field, when there is one.
+        "param": error.details[0]["field"] if error.details else None,
     }
     return {"error": body}
 

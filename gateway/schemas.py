@@ -23,6 +23,7 @@ ERROR_ENVELOPE: Schema = {
                 "type": {"type": "string"},
                 "retryable": {"type": "boolean"},
                 "request_id": {"type": "string"},
+                "param": {"type": ["string", "null"]},
                 "details": {
                     "type": "array",
                     "items": {

@@ -2,7 +2,9 @@
 
 It owns the I/O side: the ``x-api-key`` and ``anthropic-version`` headers, the sync call and the
 event stream, all through ``HttpUpstream``. The wire translation (OpenAI chat <-> Messages) is
-pure and lives in ``providers.anthropic_translate``; its public names are re-exported here.
+pure and lives in ``providers.anthropic_request`` (the request body) and
+``providers.anthropic_response`` (answers, stream events, errors); its public names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 
-from providers.anthropic_translate import (
+from providers.anthropic_request import build_request
+from providers.anthropic_response import (
     FINISH_REASONS,
     StreamTranslator,
-    build_request,
     error_from_response,
     finish_reason,
     openai_usage,

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from providers.tokens import content_text, count_text
-from tests.fakes.faults import Fault, FaultPlan
+from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " Claude", "!"]
 TOOL_USE_ID = "toolu_fake01"
@@ -132,8 +132,8 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             assert request.transport is not None
             request.transport.abort()
             return web.Response()
-        if fault.name == "slow":
-            await asyncio.sleep(fault.delay)
+        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
+            return web.Response()
         if fault.name == "status":
             return _error(fault.status, fault.message, fault.headers)
         if body.get("stream"):
@@ -231,7 +231,8 @@ async def _stream(
                     request.transport.abort()
                     return response
                 if fault.name == "stall":
-                    await asyncio.sleep(3600)
+                    await wait_or_abandon(request, plan, 60.0)
+                    return response
                 payload = b"{not json"
             await response.write(b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n")
             if plan.chunk_gap:

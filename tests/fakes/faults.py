@@ -7,10 +7,13 @@ upstream calls and observe cancellations.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
 
 FAULTS = (
     "ok",  # a normal answer
@@ -50,6 +53,7 @@ class FaultPlan:
         self.requests: list[Recorded] = []
         self.cancelled_streams = 0
         self.completed_streams = 0
+        self.abandoned_requests = 0  # slow answers whose client hung up while we waited
         self.chunk_gap = 0.0  # seconds between stream chunks
         self.chunk_count = 5  # content chunks per streamed answer
 
@@ -75,6 +79,10 @@ class FaultPlan:
             else:
                 self.completed_streams += 1
 
+    def note_abandoned(self) -> None:
+        with self._lock:
+            self.abandoned_requests += 1
+
     @property
     def calls(self) -> int:
         return len(self.requests)
@@ -85,5 +93,18 @@ class FaultPlan:
             self.requests.clear()
             self.cancelled_streams = 0
             self.completed_streams = 0
+            self.abandoned_requests = 0
             self.chunk_gap = 0.0
             self.chunk_count = 5
+
+
+async def wait_or_abandon(request: web.Request, plan: FaultPlan, delay: float) -> bool:
+    """Sleep ``delay`` seconds in small steps; False (and noted) if the client hung up."""
+    deadline = asyncio.get_running_loop().time() + delay
+    while asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            plan.note_abandoned()
+            return False
+    return True

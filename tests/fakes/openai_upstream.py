@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.faults import Fault, FaultPlan
+from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
 
@@ -42,18 +42,20 @@ def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
     }
 
 
-def make_app(plan: FaultPlan) -> web.Application:
+def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
     async def chat(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = orjson.loads(raw)
         plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
         fault = plan.take()
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            fault = Fault(name="status", status=401, message="Incorrect API key provided")
         if fault.name == "reset":
             assert request.transport is not None
             request.transport.abort()
             return web.Response()
-        if fault.name == "slow":
-            await asyncio.sleep(fault.delay)
+        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
+            return web.Response()
         if fault.name == "status":
             return web.Response(
                 status=fault.status,
@@ -64,7 +66,9 @@ def make_app(plan: FaultPlan) -> web.Application:
         if body.get("stream"):
             return await _stream(request, body, fault, plan)
         if fault.name == "malformed":
-            return web.Response(body=b'{"id": "chatcmpl-x", "choices": [', content_type="application/json")
+            return web.Response(
+                body=b'{"id": "chatcmpl-x", "choices": [', content_type="application/json"
+            )
         text = "".join(REPLY_WORDS)
         return web.json_response(
             {
@@ -109,24 +113,41 @@ async def _stream(
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     words = (REPLY_WORDS * (plan.chunk_count // len(REPLY_WORDS) + 1))[: plan.chunk_count]
     events: list[bytes] = [
-        orjson.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
+        orjson.dumps(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
     ]
     events += [
-        orjson.dumps({**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]})
+        orjson.dumps(
+            {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
+        )
         for w in words
     ]
-    events.append(orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+    events.append(
+        orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    )
     if include_usage:
         events.append(orjson.dumps({**base, "choices": [], "usage": _usage(body, len(words))}))
     try:
-        for position, event in enumerate(events):
+        for position, original in enumerate(events):
+            event = original
             if fault.name in ("cut", "stall", "malformed") and position == fault.after:
                 if fault.name == "cut":
                     assert request.transport is not None
                     request.transport.abort()
                     return response
                 if fault.name == "stall":
-                    await asyncio.sleep(3600)
+                    await wait_or_abandon(request, plan, 60.0)
+                    return response
                 event = b"{not json"
             await response.write(b"data: " + event + b"\n\n")
             if plan.chunk_gap:

@@ -1,0 +1,123 @@
+"""Retries, Retry-After, fallback and the per-deployment circuit breaker, on a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import GatewayFactory, Upstream, auth, base_config
+from tests.fakes.server import UvicornServer
+
+CHAT = "/v1/chat/completions"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def ask(server: UvicornServer, model: str = "gpt-test") -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    return httpx.post(server.url + CHAT, json=body, headers=auth(), timeout=10)
+
+
+def metric(server: UvicornServer, prefix: str) -> list[str]:
+    text = httpx.get(server.url + "/metrics").text
+    return [line for line in text.splitlines() if line.startswith(prefix)]
+
+
+def start(
+    factory: GatewayFactory, openai: Upstream, anthropic: Upstream, **relay: Any
+) -> tuple[UvicornServer, FakeClock]:
+    config = base_config(openai.url, anthropic.url)
+    config["relay"].update(relay)
+    clock = FakeClock()
+    return factory(config, clock=clock), clock
+
+
+def test_retry_after_a_server_error_succeeds(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, anthropic_fake: Upstream
+) -> None:
+    server, _ = start(gateway_factory, openai_fake, anthropic_fake)
+    openai_fake.plan.push("status", status=502)
+    response = ask(server)
+    assert response.status_code == 200 and response.json()["model"] == "gpt-test"
+    assert openai_fake.plan.calls == 2
+    assert metric(server, "beatra_retries_total") == ['beatra_retries_total{model="gpt-test"} 1.0']
+    outcomes = metric(server, "beatra_upstream_requests_total")
+    assert any('outcome="server_error"' in line and line.endswith(" 1.0") for line in outcomes)
+    assert any('outcome="ok"' in line and line.endswith(" 1.0") for line in outcomes)
+
+
+def test_short_retry_after_is_waited_out_on_the_same_deployment(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, anthropic_fake: Upstream
+) -> None:
+    server, _ = start(gateway_factory, openai_fake, anthropic_fake)
+    openai_fake.plan.push("status", status=429, headers={"retry-after-ms": "50"})
+    response = ask(server, "auto")
+    assert response.status_code == 200 and response.json()["model"] == "gpt-test"
+    assert openai_fake.plan.calls == 2 and anthropic_fake.plan.calls == 0
+
+
+def test_long_retry_after_falls_back_and_rests_the_deployment_until_then(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, anthropic_fake: Upstream
+) -> None:
+    server, clock = start(gateway_factory, openai_fake, anthropic_fake)
+    openai_fake.plan.push("status", status=429, headers={"retry-after": "30"})
+    first = ask(server, "auto")
+    assert first.status_code == 200 and first.json()["model"] == "claude-test"
+    assert openai_fake.plan.calls == 1  # no waiting 30 s inside a request
+    assert metric(server, "beatra_deployment_cooling") == [
+        'beatra_deployment_cooling{deployment="gpt-test#0"} 1.0'
+    ]
+    assert ask(server, "auto").json()["model"] == "claude-test"
+    assert openai_fake.plan.calls == 1  # resting: not even tried
+    clock.advance(31)
+    assert ask(server, "auto").json()["model"] == "gpt-test"
+    assert metric(server, "beatra_deployment_cooling") == []
+
+
+def test_breaker_opens_after_consecutive_failures_and_half_opens_later(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, anthropic_fake: Upstream
+) -> None:
+    server, clock = start(
+        gateway_factory, openai_fake, anthropic_fake, cooldown_failures=3, cooldown_s=30.0
+    )
+    plan = openai_fake.plan
+    plan.push("status", times=3, status=500)
+    assert ask(server).status_code == 502  # failures 1 and 2
+    assert ask(server).status_code == 502  # failure 3 opens the breaker: no second attempt
+    assert plan.calls == 3
+    unavailable = ask(server)
+    assert unavailable.status_code == 503
+    assert unavailable.json()["error"]["code"] == "model_unavailable"
+    assert plan.calls == 3  # fast, without hammering the provider
+    clock.advance(29)
+    assert ask(server).status_code == 503
+    clock.advance(2)
+    plan.push("status", status=500)
+    assert ask(server).status_code == 502  # the half-open trial failed: rests again at once
+    assert plan.calls == 4
+    assert ask(server).status_code == 503
+    clock.advance(31)
+    assert ask(server).status_code == 200  # the trial succeeded: closed again
+    plan.push("status", status=500)
+    assert ask(server).status_code == 200  # one failure after a success is just retried
+    assert plan.calls == 7
+
+
+def test_client_errors_are_not_retried_nor_sent_elsewhere(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, anthropic_fake: Upstream
+) -> None:
+    server, _ = start(gateway_factory, openai_fake, anthropic_fake)
+    openai_fake.plan.push("status", status=422, message="unsupported parameter: logit_bias")
+    response = ask(server, "auto")
+    assert response.status_code == 400
+    assert openai_fake.plan.calls == 1 and anthropic_fake.plan.calls == 0
