@@ -18,15 +18,19 @@ from gateway.asgi import ASGIApp, Receive, Request, Scope, Send
 from gateway.auth import KeyRing
 from gateway.catalog_api import CatalogEndpoints
 from gateway.chat import ChatEndpoint
+from gateway.idempotency import Idempotency
 from gateway.metrics import Metrics
 from gateway.middleware import LastResortMiddleware, RequestIdMiddleware, TelemetryMiddleware
 from gateway.openapi import build_openapi
+from gateway.ratelimit import LoadShedder, RateLimiter
 from gateway.relay import Relay
 from gateway.router import Route, Router
 from gateway.routing import Catalog
 from gateway.schemas import CHAT_REQUEST, CHAT_RESPONSE, CHAT_STREAM, HEALTH, MODEL, MODEL_LIST
 from gateway.settings import Settings
 from gateway.stores.memory import MemoryCooldowns
+from gateway.stores.memory_idempotency import MemoryIdempotency
+from gateway.stores.memory_limits import MemoryRateLimiter
 from providers.base import ChatAdapter
 from providers.registry import build_adapter
 
@@ -59,7 +63,22 @@ class Gateway:
         relay = Relay(
             self.adapters, settings.relay, self.cooldowns, self.metrics, clock=clock, rng=rng
         )
-        chat = ChatEndpoint(keys, catalog, relay, self.metrics, settings.server.max_body_bytes)
+        self.rate_limits = MemoryRateLimiter()
+        self.idempotency_store = MemoryIdempotency(
+            settings.idempotency.window_s, settings.idempotency.max_entries
+        )
+        chat = ChatEndpoint(
+            keys,
+            catalog,
+            relay,
+            self.metrics,
+            limiter=RateLimiter(settings, self.rate_limits, self.metrics, clock),
+            shedder=LoadShedder(settings.limits.max_concurrency, self.metrics),
+            idempotency=Idempotency(
+                settings.idempotency, self.idempotency_store, self.metrics, clock
+            ),
+            body_limit=settings.server.max_body_bytes,
+        )
         models = CatalogEndpoints(keys, catalog)
         self.routes = [
             Route(

@@ -1,9 +1,9 @@
 """``POST /v1/chat/completions``: the Available chat surface, sync and SSE streaming.
 
-Reads top to bottom as the request path: auth -> body -> validate -> route -> relay -> render.
-Streams are written as chunks arrive; the ``model`` of every answer is rewritten to the catalog id
-that served it. After the first byte, a failure becomes an SSE error event and the stream ends
-without ``[DONE]``.
+Reads top to bottom as the request path: shed load -> auth -> body -> validate -> route ->
+idempotency -> rate limit -> relay -> render -> settle. Streams are written as chunks arrive; the
+``model`` of every answer is rewritten to the catalog id that served it. After the first byte, a
+failure becomes an SSE error event and the stream ends without ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ from typing import Any
 
 import orjson
 
-from gateway.asgi import JSON_HEADERS, Request, RequestContext
+from gateway.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
 from gateway.auth import KeyRing
 from gateway.body import read_json_object
 from gateway.chat_validate import validate_chat
 from gateway.disconnect import cancel_on_disconnect
-from gateway.errors import envelope
+from gateway.errors import GatewayError, envelope
+from gateway.idempotency import Idempotency, Ticket
 from gateway.metrics import Metrics
+from gateway.ratelimit import LoadShedder, RateLimiter, Reservation
 from gateway.relay import Relay, to_gateway_error
-from gateway.routing import Catalog
+from gateway.routing import Candidate, Catalog
 from providers.base import JSON, ChatCall, UpstreamError
 
 SSE_HEADERS = [
@@ -41,17 +43,45 @@ def record_usage(ctx: RequestContext, usage: Any) -> None:
             ctx.completion_tokens = completion
 
 
+def tokens_used(ctx: RequestContext) -> int | None:
+    """What the answer really cost, for settling the reservation (None: unknown)."""
+    if ctx.model_served is None:
+        return 0  # nothing was produced: every reserved token goes back
+    if ctx.prompt_tokens is None or ctx.completion_tokens is None:
+        return None
+    return ctx.prompt_tokens + ctx.completion_tokens
+
+
 class ChatEndpoint:
     def __init__(
-        self, keys: KeyRing, catalog: Catalog, relay: Relay, metrics: Metrics, body_limit: int
+        self,
+        keys: KeyRing,
+        catalog: Catalog,
+        relay: Relay,
+        metrics: Metrics,
+        *,
+        limiter: RateLimiter,
+        shedder: LoadShedder,
+        idempotency: Idempotency,
+        body_limit: int,
     ) -> None:
         self._keys = keys
         self._catalog = catalog
         self._relay = relay
         self._metrics = metrics
+        self._limiter = limiter
+        self._shedder = shedder
+        self._idempotency = idempotency
         self._body_limit = body_limit
 
     async def __call__(self, request: Request) -> None:
+        self._shedder.enter()
+        try:
+            await self._handle(request)
+        finally:
+            self._shedder.exit()
+
+    async def _handle(self, request: Request) -> None:
         ctx = request.ctx
         key = self._keys.authenticate(request)
         body = await read_json_object(request, self._body_limit)
@@ -59,27 +89,73 @@ class ChatEndpoint:
         ctx.model_asked = chat.model
         ctx.stream = chat.stream
         plan = self._catalog.resolve(chat.model, key, "chat.stream" if chat.stream else "chat")
-        call = ChatCall(
-            body=body,
-            upstream_model="",
-            request_id=ctx.request_id,
-            stream=chat.stream,
-            include_usage=chat.include_usage,
-        )
-        if chat.stream:
-            await self._stream(request, plan, call)
-        else:
-            await self._complete(request, plan, call)
+        ticket = await self._idempotency.begin(request, key.name, body)
+        if ctx.replayed:
+            return
+        reservation: Reservation | None = None
+        try:
+            plan, reservation = await self._limiter.admit(key, plan, chat)
+            call = ChatCall(
+                body=body,
+                upstream_model="",
+                request_id=ctx.request_id,
+                stream=chat.stream,
+                include_usage=chat.include_usage,
+            )
+            headers = reservation.headers if reservation is not None else []
+            if chat.stream:
+                await self._stream(request, plan, call, headers, ticket)
+            else:
+                await self._complete(request, plan, call, headers, ticket)
+        except GatewayError as error:
+            if ticket is None or error.spec.retryable:
+                raise
+            await self._answer_and_keep(request, error, ticket)
+        finally:
+            if ticket is not None:
+                await self._idempotency.release(ticket)  # unless finished: then a no-op
+            if reservation is not None:
+                await self._limiter.settle(reservation, ctx.model_served, tokens_used(ctx))
 
-    async def _complete(self, request: Request, plan: Any, call: ChatCall) -> None:
+    async def _answer_and_keep(self, request: Request, error: GatewayError, ticket: Ticket) -> None:
+        """A final (non-retryable) error under an Idempotency-Key is kept and replayed too."""
+        request.ctx.error_code = error.code
+        body = envelope(error, request.ctx.request_id)
+        ticket.record(body)
+        await self._idempotency.finish(
+            ticket, error.status, b"application/json", request.ctx.request_id
+        )
+        await request.respond_bytes(error.status, body)
+
+    async def _complete(
+        self,
+        request: Request,
+        plan: list[Candidate],
+        call: ChatCall,
+        headers: RawHeaders,
+        ticket: Ticket | None,
+    ) -> None:
         async with cancel_on_disconnect(request) as guard:
             candidate, answer = await self._relay.complete(plan, call, request.ctx)
             answer["model"] = candidate.model.id
             record_usage(request.ctx, answer.get("usage"))
+            body = orjson.dumps(answer)
+            if ticket is not None:
+                ticket.record(body)
+                await self._idempotency.finish(
+                    ticket, 200, b"application/json", request.ctx.request_id
+                )
             guard.finishing()
-            await request.respond_bytes(200, orjson.dumps(answer), JSON_HEADERS)
+            await request.respond_bytes(200, body, [*JSON_HEADERS, *headers])
 
-    async def _stream(self, request: Request, plan: Any, call: ChatCall) -> None:
+    async def _stream(
+        self,
+        request: Request,
+        plan: list[Candidate],
+        call: ChatCall,
+        headers: RawHeaders,
+        ticket: Ticket | None,
+    ) -> None:
         ctx = request.ctx
         send = request.send
         async with cancel_on_disconnect(request) as guard:
@@ -87,15 +163,25 @@ class ChatEndpoint:
             model_id = opened.candidate.model.id
             self._metrics.open_streams.inc()
             try:
-                await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [*SSE_HEADERS, *headers],
+                    }
+                )
                 event = self._event(opened.first, model_id, call.include_usage, ctx)
                 ctx.ttft = ctx.elapsed()
                 if event is not None:
+                    if ticket is not None:
+                        ticket.record(event)
                     await send({"type": "http.response.body", "body": event, "more_body": True})
                 try:
                     async for chunk in opened.rest:
                         event = self._event(chunk, model_id, call.include_usage, ctx)
                         if event is not None:
+                            if ticket is not None:
+                                ticket.record(event)
                             await send(
                                 {"type": "http.response.body", "body": event, "more_body": True}
                             )
@@ -105,6 +191,12 @@ class ChatEndpoint:
                     final = b"data: " + envelope(gateway_error, ctx.request_id) + b"\n\n"
                 else:
                     final = DONE_EVENT
+                    if ticket is not None:
+                        # Only a stream that really completed is kept for replay.
+                        ticket.record(final)
+                        await self._idempotency.finish(
+                            ticket, 200, SSE_HEADERS[0][1], ctx.request_id
+                        )
                 guard.finishing()
                 await send({"type": "http.response.body", "body": final, "more_body": False})
             finally:

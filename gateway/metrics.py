@@ -150,6 +150,24 @@ class Metrics:
             )
         )
 
+        self.idempotency = _Cached(
+            Counter(
+                "beatra_idempotency",
+                "Idempotency-Key outcomes other than a first run: replay, conflict, in_progress, "
+                "unreplayable.",
+                ["outcome"],
+                registry=r,
+            )
+        )
+        self.rate_limited = _Cached(
+            Counter(
+                "beatra_rate_limited",
+                "Requests refused by a rate limit or the concurrency cap, by scope.",
+                ["scope"],
+                registry=r,
+            )
+        )
+
     def watch_cooldowns(self, source: Callable[[], Iterable[str]]) -> None:
         self.registry.register(_CooldownCollector(source))
 

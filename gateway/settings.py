@@ -49,6 +49,25 @@ class RelaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Gateway-wide load shedding and the default rate limits (0 means unlimited)."""
+
+    max_concurrency: int = 1024  # chat requests in flight before new ones get 503
+    key_rpm: int = 0
+    key_tpm: int = 0
+    model_rpm: int = 0
+    model_tpm: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencySettings:
+    window_s: float = 86400.0
+    max_entries: int = 100_000
+    max_response_bytes: int = 1024 * 1024
+    wait_s: float = 30.0  # how long a duplicate waits for the first before 409 in_progress
+
+
+@dataclass(frozen=True, slots=True)
 class Deployment:
     """One place a catalog model can be served: a provider and its own model id."""
 
@@ -67,6 +86,8 @@ class ModelSettings:
     owned_by: str = "beatra"
     context_window: int = 8192
     max_output_tokens: int = 4096
+    rpm: int | None = None  # None: limits.model_rpm
+    tpm: int | None = None
     created: int = 1735689600  # 2025-01-01: a fixed date keeps the catalog stable across restarts
 
 
@@ -77,6 +98,8 @@ class KeySettings:
     models: frozenset[str] | None  # None: every model
     development: bool = False
     disabled: bool = False
+    rpm: int | None = None  # None: limits.key_rpm
+    tpm: int | None = None
 
     def allows(self, model_id: str) -> bool:
         return self.models is None or model_id in self.models
@@ -91,6 +114,8 @@ class Settings:
     auto: tuple[str, ...]
     aliases: Mapping[str, str]
     keys: Mapping[str, KeySettings] = field(default_factory=dict)
+    limits: LimitSettings = LimitSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
 
 
 def default_config_text() -> str:
@@ -143,8 +168,35 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
         name: _key(name, value, child_path("keys", name), env, models)
         for name, value in root.table("keys", required=True).items()
     }
+    limits = _limits(root.table("limits"))
+    idempotency = _idempotency(root.table("idempotency"))
     root.done()
-    return Settings(server, relay, providers, models, auto, aliases, keys)
+    return Settings(server, relay, providers, models, auto, aliases, keys, limits, idempotency)
+
+
+def _limits(table: Table) -> LimitSettings:
+    d = LimitSettings()
+    settings = LimitSettings(
+        max_concurrency=table.integer("max_concurrency", d.max_concurrency, 1),
+        key_rpm=table.integer("key_rpm", d.key_rpm, 0),
+        key_tpm=table.integer("key_tpm", d.key_tpm, 0),
+        model_rpm=table.integer("model_rpm", d.model_rpm, 0),
+        model_tpm=table.integer("model_tpm", d.model_tpm, 0),
+    )
+    table.done()
+    return settings
+
+
+def _idempotency(table: Table) -> IdempotencySettings:
+    d = IdempotencySettings()
+    settings = IdempotencySettings(
+        window_s=table.number("window_s", d.window_s, 1),
+        max_entries=table.integer("max_entries", d.max_entries, 1),
+        max_response_bytes=table.integer("max_response_bytes", d.max_response_bytes, 0),
+        wait_s=table.number("wait_s", d.wait_s, 0),
+    )
+    table.done()
+    return settings
 
 
 def _server(table: Table) -> ServerSettings:
@@ -246,6 +298,8 @@ def _model(
         owned_by=table.text("owned_by", d.owned_by),
         context_window=table.integer("context_window", d.context_window, 1),
         max_output_tokens=table.integer("max_output_tokens", d.max_output_tokens, 1),
+        rpm=table.integer("rpm", None, 0),
+        tpm=table.integer("tpm", None, 0),
         created=table.integer("created", d.created, 0),
     )
     table.done()
@@ -299,6 +353,8 @@ def _key(
         models=None if "*" in allowed else frozenset(allowed),
         development=table.flag("development", False),
         disabled=table.flag("disabled", False),
+        rpm=table.integer("rpm", None, 0),
+        tpm=table.integer("tpm", None, 0),
     )
     table.done()
     return settings

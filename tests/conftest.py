@@ -18,6 +18,7 @@ from tests.fakes.server import UvicornServer, serve_aiohttp
 
 DEV_KEY = "beatra-dev-key"
 OTHER_KEY = "other-tenant-key"
+SECOND_KEY = "second-tenant-key"
 ANTHROPIC_SECRET = "anthropic-secret-for-tests"
 OPENAI_SECRET = "openai-secret-for-tests"
 
@@ -108,6 +109,7 @@ def base_config(
         "keys": {
             "dev": {"key_env": "TEST_DEV_KEY"},
             "limited": {"key_env": "TEST_OTHER_KEY", "models": ["local-chat"]},
+            "second": {"key_env": "TEST_SECOND_KEY"},
         },
     }
 
@@ -117,6 +119,7 @@ TEST_ENV = {
     "TEST_ANTHROPIC_KEY": ANTHROPIC_SECRET,
     "TEST_DEV_KEY": DEV_KEY,
     "TEST_OTHER_KEY": OTHER_KEY,
+    "TEST_SECOND_KEY": SECOND_KEY,
 }
 
 GatewayFactory = Callable[..., UvicornServer]
@@ -177,3 +180,16 @@ def logs() -> CapturedLogs:
     captured = CapturedLogs()
     SINK.target = captured.buffer
     return captured
+
+
+class FakeClock:
+    """The gateway's clock in tests: time moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -6,21 +6,10 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import GatewayFactory, Upstream, auth, base_config
+from tests.conftest import FakeClock, GatewayFactory, Upstream, auth, base_config
 from tests.fakes.server import UvicornServer
 
 CHAT = "/v1/chat/completions"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def ask(server: UvicornServer, model: str = "gpt-test") -> httpx.Response:
