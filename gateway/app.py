@@ -7,6 +7,7 @@ pools and closes them on shutdown. The route table defined here drives both disp
 
 from __future__ import annotations
 
+import hmac
 import random
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from gateway.asgi import ASGIApp, Receive, Request, Scope, Send
 from gateway.auth import KeyRing
 from gateway.catalog_api import CatalogEndpoints
 from gateway.chat import ChatEndpoint
+from gateway.errors import GatewayError
 from gateway.idempotency import Idempotency
 from gateway.metrics import Metrics
 from gateway.middleware import LastResortMiddleware, RequestIdMiddleware, TelemetryMiddleware
@@ -173,6 +175,11 @@ class Gateway:
         await request.respond_bytes(200, self._openapi_body)
 
     async def metrics_text(self, request: Request) -> None:
+        token = self.settings.server.metrics_token
+        if token is not None:
+            presented = (request.header(b"authorization") or b"").removeprefix(b"Bearer ")
+            if not hmac.compare_digest(presented, token.encode()):
+                raise GatewayError("invalid_api_key", "GET /metrics needs the metrics token.")
         await request.respond_bytes(
             200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")]
         )

@@ -137,6 +137,14 @@ class Relay:
                 started = time.perf_counter()
                 try:
                     result = await attempt(candidate, routed)
+                except asyncio.CancelledError:
+                    # The client went away mid-call: not a provider failure, but worth counting.
+                    waited = time.perf_counter() - started
+                    ctx.upstream_seconds += waited
+                    self._metrics.upstream_attempt(
+                        deployment.provider, candidate.model.id, "canceled", waited
+                    )
+                    raise
                 except UpstreamError as error:
                     waited = time.perf_counter() - started
                     ctx.upstream_seconds += waited

@@ -34,6 +34,7 @@ class ServerSettings:
     max_body_bytes: int = 4 * 1024 * 1024
     log_level: str = "info"
     log_format: str = "json"
+    metrics_token: str | None = None  # when set, GET /metrics needs this bearer token
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,7 @@ def hash_key(secret: str) -> bytes:
 
 def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     root = Table(dict(data), "")
-    server = _server(root.table("server"))
+    server = _server(root.table("server"), env)
     relay = _relay(root.table("relay"))
     providers = {
         name: _provider(name, value, child_path("providers", name), env)
@@ -199,7 +200,18 @@ def _idempotency(table: Table) -> IdempotencySettings:
     return settings
 
 
-def _server(table: Table) -> ServerSettings:
+def _secret(table: Table, name: str, env: Mapping[str, str]) -> str | None:
+    """The value of the environment variable that ``table.name`` names (None if not given)."""
+    variable = table.text(name, None)
+    if variable is None:
+        return None
+    value = env.get(variable)
+    if not value:
+        raise ConfigError(table.at(name), f"environment variable {variable} is not set")
+    return value
+
+
+def _server(table: Table, env: Mapping[str, str]) -> ServerSettings:
     defaults = ServerSettings()
     settings = ServerSettings(
         host=table.text("host", defaults.host),
@@ -207,6 +219,7 @@ def _server(table: Table) -> ServerSettings:
         max_body_bytes=table.integer("max_body_bytes", defaults.max_body_bytes, minimum=1024),
         log_level=table.text("log_level", defaults.log_level).lower(),
         log_format=table.text("log_format", defaults.log_format),
+        metrics_token=_secret(table, "metrics_token_env", env),
     )
     if settings.log_format not in ("json", "console"):
         raise ConfigError(table.at("log_format"), 'must be "json" or "console"')
@@ -240,12 +253,7 @@ def _provider(name: str, value: Any, path: str, env: Mapping[str, str]) -> Provi
     base_url = table.text("base_url", None) or ""
     if kind != "local" and not base_url:
         raise ConfigError(table.at("base_url"), "is required")
-    api_key = None
-    key_env = table.text("api_key_env", None)
-    if key_env is not None:
-        api_key = env.get(key_env)
-        if not api_key:
-            raise ConfigError(table.at("api_key_env"), f"environment variable {key_env} is not set")
+    api_key = _secret(table, "api_key_env", env)
     d = ProviderSettings(name=name, kind=kind)
     options = table.table("options").data
     settings = ProviderSettings(
