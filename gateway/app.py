@@ -16,7 +16,7 @@ import orjson
 
 from gateway import __version__
 from gateway.asgi import ASGIApp, Receive, Request, Scope, Send
-from gateway.auth import KeyRing
+from gateway.auth import KeyRing, bearer_token
 from gateway.catalog_api import CatalogEndpoints
 from gateway.chat import ChatEndpoint
 from gateway.errors import GatewayError
@@ -177,7 +177,7 @@ class Gateway:
     async def metrics_text(self, request: Request) -> None:
         token = self.settings.server.metrics_token
         if token is not None:
-            presented = (request.header(b"authorization") or b"").removeprefix(b"Bearer ")
+            presented = bearer_token(request) or b""
             if not hmac.compare_digest(presented, token.encode()):
                 raise GatewayError("invalid_api_key", "GET /metrics needs the metrics token.")
         await request.respond_bytes(

@@ -20,12 +20,8 @@ class KeyRing:
         self._by_digest = {key.sha256: key for key in keys.values()}
 
     def authenticate(self, request: Request) -> KeySettings:
-        raw = request.header(b"authorization")
-        if raw is None:
-            raise GatewayError("missing_api_key")
-        scheme, _, token = raw.strip().partition(b" ")
-        token = token.strip()
-        if scheme.lower() != b"bearer" or not token:
+        token = bearer_token(request)
+        if token is None:
             raise GatewayError("missing_api_key")
         digest = hashlib.sha256(token).digest()
         key = self._by_digest.get(digest)
@@ -33,3 +29,15 @@ class KeyRing:
             raise GatewayError("invalid_api_key")
         request.ctx.key_name = key.name
         return key
+
+
+def bearer_token(request: Request) -> bytes | None:
+    """The token of an ``Authorization: Bearer <token>`` header (scheme case-insensitive)."""
+    raw = request.header(b"authorization")
+    if raw is None:
+        return None
+    scheme, _, token = raw.strip().partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not token:
+        return None
+    return token

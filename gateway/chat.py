@@ -86,9 +86,10 @@ class ChatEndpoint:
         key = self._keys.authenticate(request)
         body = await read_json_object(request, self._body_limit)
         chat = validate_chat(body)
-        ctx.model_asked = chat.model
         ctx.stream = chat.stream
         plan = self._catalog.resolve(chat.model, key, "chat.stream" if chat.stream else "chat")
+        # Logged only once it names a real model: an unknown name is client text, kept out.
+        ctx.model_asked = chat.model
         ticket = await self._idempotency.begin(request, key.name, body)
         if ctx.replayed:
             return
