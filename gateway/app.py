@@ -22,7 +22,7 @@ from gateway.chat import ChatEndpoint
 from gateway.errors import GatewayError
 from gateway.idempotency import Idempotency
 from gateway.metrics import Metrics
-from gateway.middleware import LastResortMiddleware, RequestIdMiddleware, TelemetryMiddleware
+from gateway.middleware import EdgeMiddleware
 from gateway.openapi import build_openapi
 from gateway.ratelimit import LoadShedder, RateLimiter
 from gateway.relay import Relay
@@ -67,7 +67,9 @@ class Gateway:
         )
         self.rate_limits = MemoryRateLimiter()
         self.idempotency_store = MemoryIdempotency(
-            settings.idempotency.window_s, settings.idempotency.max_entries
+            settings.idempotency.window_s,
+            settings.idempotency.max_entries,
+            settings.idempotency.max_total_bytes,
         )
         chat = ChatEndpoint(
             keys,
@@ -141,9 +143,7 @@ class Gateway:
         self._openapi_body = orjson.dumps(build_openapi(self.routes))
         self._health_body = orjson.dumps({"status": "ok", "version": __version__})
         router = Router(self.routes)
-        self._app: ASGIApp = LastResortMiddleware(
-            RequestIdMiddleware(TelemetryMiddleware(router, self.metrics))
-        )
+        self._app: ASGIApp = EdgeMiddleware(router, self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -75,26 +75,23 @@ class ChatEndpoint:
         self._body_limit = body_limit
 
     async def __call__(self, request: Request) -> None:
+        # One frame for the whole request (see gateway/middleware.py on why depth matters).
         self._shedder.enter()
-        try:
-            await self._handle(request)
-        finally:
-            self._shedder.exit()
-
-    async def _handle(self, request: Request) -> None:
         ctx = request.ctx
-        key = self._keys.authenticate(request)
-        body = await read_json_object(request, self._body_limit)
-        chat = validate_chat(body)
-        ctx.stream = chat.stream
-        plan = self._catalog.resolve(chat.model, key, "chat.stream" if chat.stream else "chat")
-        # Logged only once it names a real model: an unknown name is client text, kept out.
-        ctx.model_asked = chat.model
-        ticket = await self._idempotency.begin(request, key.name, body)
-        if ctx.replayed:
-            return
+        ticket: Ticket | None = None
         reservation: Reservation | None = None
         try:
+            key = self._keys.authenticate(request)
+            body = await read_json_object(request, self._body_limit)
+            chat = validate_chat(body)
+            ctx.stream = chat.stream
+            capability = "chat.stream" if chat.stream else "chat"
+            plan = self._catalog.resolve(chat.model, key, capability)
+            # Logged only once it names a real model: an unknown name is client text, kept out.
+            ctx.model_asked = chat.model
+            ticket = await self._idempotency.begin(request, key.name, body)
+            if ctx.replayed:
+                return
             plan, reservation = await self._limiter.admit(key, plan, chat)
             call = ChatCall(
                 body=body,
@@ -113,6 +110,7 @@ class ChatEndpoint:
                 raise
             await self._answer_and_keep(request, error, ticket)
         finally:
+            self._shedder.exit()
             if ticket is not None:
                 await self._idempotency.release(ticket)  # unless finished: then a no-op
             if reservation is not None:

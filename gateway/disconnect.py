@@ -8,8 +8,7 @@ connection closed) and the request is recorded as a disconnect rather than a fai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
 from gateway.asgi import Request
 
@@ -31,32 +30,42 @@ class DisconnectGuard:
         return self._finishing
 
 
-@asynccontextmanager
-async def cancel_on_disconnect(request: Request) -> AsyncIterator[DisconnectGuard]:
+class cancel_on_disconnect:  # noqa: N801 (used like a function: ``async with cancel_on_disconnect(r)``)
     """Run the body of the ``async with`` cancelled as soon as the client disconnects.
 
-    Must be entered after the request body has been read completely.
+    Must be entered after the request body has been read completely. (A plain class rather
+    than ``@asynccontextmanager``: it runs on every request and costs half as much.)
     """
-    task = asyncio.current_task()
-    assert task is not None
-    guard = DisconnectGuard()
-    ctx = request.ctx
 
-    async def watch() -> None:
+    __slots__ = ("_ctx", "_guard", "_receive", "_task", "_watcher")
+
+    def __init__(self, request: Request) -> None:
+        self._receive = request.receive
+        self._ctx = request.ctx
+        self._guard = DisconnectGuard()
+        self._task: asyncio.Task[Any] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def _watch(self) -> None:
         while True:
-            message = await request.receive()
+            message = await self._receive()
             if message["type"] == "http.disconnect":
-                if not guard.is_finishing:
-                    ctx.disconnected = True
-                    task.cancel()
+                if not self._guard.is_finishing and self._task is not None:
+                    self._ctx.disconnected = True
+                    self._task.cancel()
                 return
 
-    watcher = asyncio.create_task(watch())
-    try:
-        yield guard
-    except asyncio.CancelledError:
-        if not ctx.disconnected:
-            raise
-        task.uncancel()  # the cancellation was ours; the request simply ends here
-    finally:
-        watcher.cancel()
+    async def __aenter__(self) -> DisconnectGuard:
+        self._task = asyncio.current_task()
+        self._watcher = asyncio.create_task(self._watch())
+        return self._guard
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: object
+    ) -> bool:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if kind is asyncio.CancelledError and self._ctx.disconnected and self._task is not None:
+            self._task.uncancel()  # the cancellation was ours; the request simply ends here
+            return True
+        return False

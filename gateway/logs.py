@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import IO
+import time
+from typing import IO, Any
 
 import orjson
 import structlog
@@ -35,7 +36,47 @@ class LogSink:
 SINK = LogSink()
 
 
+class _AccessLog:
+    """The per-request line, written straight to the sink as one orjson-encoded object.
+
+    It is the one log line every request pays for, so it skips structlog's processor chain
+    (measured at about ten times the cost); other events go through structlog as usual.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self.json = True
+        self._second = -1
+        self._stamp = ""
+
+    def timestamp(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._stamp}.{int((now - second) * 1_000_000):06d}Z"
+
+
+_ACCESS = _AccessLog()
+_access_fallback = structlog.get_logger("beatra.gateway")
+
+
+def log_access(fields: dict[str, Any]) -> None:
+    """Write one access-log line (``"event": "request"``) with the given fields."""
+    if not _ACCESS.enabled:
+        return
+    if not _ACCESS.json:
+        _access_fallback.info("request", **fields)
+        return
+    fields["event"] = "request"
+    fields["level"] = "info"
+    fields["timestamp"] = _ACCESS.timestamp(time.time())
+    SINK.write(orjson.dumps(fields) + b"\n")
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
+    _ACCESS.enabled = LEVELS[level] <= logging.INFO
+    _ACCESS.json = fmt == "json"
     renderer: structlog.typing.Processor
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=False)

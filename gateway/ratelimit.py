@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.asgi import RawHeaders
 from gateway.chat_validate import ChatRequest
@@ -21,8 +22,8 @@ from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.routing import Candidate
 from gateway.settings import KeySettings, Settings
-from gateway.stores.base import Admission, BucketState, Demand, RateLimitStore
-from providers.tokens import count_messages
+from gateway.stores.base import Admission, Demand, RateLimitStore
+from providers.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY
 
 
 def format_duration(seconds: float) -> str:
@@ -68,6 +69,53 @@ class LoadShedder:
         self.active -= 1
 
 
+class _Limits:
+    """One scope's limits, bucket names and constant header values, computed once at start."""
+
+    __slots__ = ("limit_requests", "limit_tokens", "request_demand", "rpm", "tokens_bucket", "tpm")
+
+    def __init__(self, scope: str, rpm: int, tpm: int) -> None:
+        self.rpm = rpm
+        self.tpm = tpm
+        self.tokens_bucket = f"{scope}:tokens"
+        # Taking one request never changes, so that demand is built once and shared.
+        self.request_demand = Demand(f"{scope}:requests", rpm, 1) if rpm else None
+        self.limit_requests = str(rpm).encode()
+        self.limit_tokens = str(tpm).encode()
+
+    @property
+    def any(self) -> bool:
+        return bool(self.rpm or self.tpm)
+
+    def demands(self, estimate: int) -> tuple[list[Demand], Demand | None]:
+        """The demands of one request, and the token demand among them (if any)."""
+        demands = [self.request_demand] if self.request_demand is not None else []
+        tokens = None
+        if self.tpm:
+            tokens = Demand(self.tokens_bucket, self.tpm, estimate)
+            demands.append(tokens)
+        return demands, tokens
+
+
+def prompt_estimate(messages: list[Any]) -> int:
+    """A cheap estimate of prompt tokens: about four characters a token, plus framing.
+
+    It only sizes a reservation that is reconciled with the provider's real count afterwards, so
+    it favours speed over precision (no tokenizer pass over the prompt).
+    """
+    chars = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            for part in content:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str):
+                    chars += len(text)
+    return chars // 4 + TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_REPLY
+
+
 class RateLimiter:
     def __init__(
         self,
@@ -76,22 +124,28 @@ class RateLimiter:
         metrics: Metrics,
         clock: Callable[[], float],
     ) -> None:
-        self._limits = settings.limits
-        self._metrics = metrics
+        defaults = settings.limits
         self._models = settings.models
         self._store = store
+        self._metrics = metrics
         self._clock = clock
-
-    def _key_limits(self, key: KeySettings) -> tuple[int, int]:
-        rpm = self._limits.key_rpm if key.rpm is None else key.rpm
-        tpm = self._limits.key_tpm if key.tpm is None else key.tpm
-        return rpm, tpm
-
-    def _model_limits(self, model_id: str) -> tuple[int, int]:
-        model = self._models[model_id]
-        rpm = self._limits.model_rpm if model.rpm is None else model.rpm
-        tpm = self._limits.model_tpm if model.tpm is None else model.tpm
-        return rpm, tpm
+        self._key_limits = {
+            key.name: _Limits(
+                f"key:{key.name}",
+                defaults.key_rpm if key.rpm is None else key.rpm,
+                defaults.key_tpm if key.tpm is None else key.tpm,
+            )
+            for key in settings.keys.values()
+        }
+        self._model_limits = {
+            model.id: _Limits(
+                f"model:{model.id}",
+                defaults.model_rpm if model.rpm is None else model.rpm,
+                defaults.model_tpm if model.tpm is None else model.tpm,
+            )
+            for model in settings.models.values()
+        }
+        self._any_model_limited = any(limits.any for limits in self._model_limits.values())
 
     def estimate(self, chat: ChatRequest, model_id: str) -> int:
         body = chat.body
@@ -100,7 +154,7 @@ class RateLimiter:
             cap = self._models[model_id].max_output_tokens
         n = body.get("n")
         choices = n if isinstance(n, int) else 1
-        return count_messages(body["messages"]) + cap * choices
+        return prompt_estimate(body["messages"]) + cap * choices
 
     async def admit(
         self, key: KeySettings, plan: list[Candidate], chat: ChatRequest
@@ -110,41 +164,44 @@ class RateLimiter:
         Returns the plan without the models that had none, and the reservation (None when
         nothing limits this request).
         """
-        key_rpm, key_tpm = self._key_limits(key)
-        models = list(dict.fromkeys(c.model.id for c in plan))
-        limited = key_rpm or key_tpm or any(any(self._model_limits(m)) for m in models)
-        if not limited:
+        key_limits = self._key_limits[key.name]
+        if not key_limits.any and not self._any_model_limited:
             return plan, None
         now = self._clock()
         waits: list[float] = []
-        refused: tuple[str, list[Demand], Admission] | None = None
-        for model_id in models:
-            estimate = self.estimate(chat, model_id)
-            key_demands = _demands(f"key:{key.name}", key_rpm, key_tpm, estimate)
-            model_rpm, model_tpm = self._model_limits(model_id)
-            model_demands = _demands(f"model:{model_id}", model_rpm, model_tpm, estimate)
-            admission = await self._store.acquire([*key_demands, *model_demands], now)
+        refused: tuple[str, _Limits, Admission] | None = None
+        previous = None
+        for position, candidate in enumerate(plan):
+            model_id = candidate.model.id
+            if model_id == previous:
+                continue  # the same model's next deployment: the same budget
+            previous = model_id
+            model_limits = self._model_limits[model_id]
+            estimate = self.estimate(chat, model_id) if key_limits.tpm or model_limits.tpm else 0
+            key_demands, key_tokens = key_limits.demands(estimate)
+            model_demands, model_tokens = model_limits.demands(estimate)
+            admission = await self._store.acquire(key_demands + model_demands, now)
+            shown = key_limits if key_demands else model_limits
             if admission.allowed:
                 reservation = Reservation(
-                    key_tokens=_tokens(key_demands),
-                    model_tokens=_tokens(model_demands),
+                    key_tokens=key_tokens,
+                    model_tokens=model_tokens,
                     model_id=model_id,
                     estimate=estimate,
-                    headers=_headers(key_demands or model_demands, admission.states),
+                    headers=_headers(shown, admission.states),
                 )
-                start = next(i for i, c in enumerate(plan) if c.model.id == model_id)
-                return plan[start:], reservation
+                return (plan[position:] if position else plan), reservation
             waits.append(admission.retry_after_s)
             if not model_demands or (key_demands and not _fits(key_demands, admission)):
-                refused = ("key", key_demands, admission)
+                refused = ("key", key_limits, admission)
                 break  # the key itself is out of budget: no other model can help
-            refused = ("model", key_demands or model_demands, admission)
+            refused = ("model", shown, admission)
         assert refused is not None
-        scope, demands, admission = refused
+        scope, limits, admission = refused
         self._metrics.rate_limited.labels(scope).inc()
         whose = "this API key" if scope == "key" else "the model"
         headers = {"retry-after": str(max(1, math.ceil(min(waits))))}
-        for name, value in _headers(demands, admission.states):
+        for name, value in _headers(limits, admission.states):
             headers[name.decode()] = value.decode()
         raise GatewayError(
             "rate_limited", f"The rate limit of {whose} is reached; retry later.", headers=headers
@@ -168,40 +225,36 @@ class RateLimiter:
                 # Another model answered (fallback): the reserved model gets its tokens back.
                 await self._store.adjust(reservation.model_tokens, reservation.estimate, now)
         if served_model is not None and served_model != reservation.model_id:
-            _, tpm = self._model_limits(served_model)
-            if tpm:
-                demand = Demand(f"model:{served_model}:tokens", tpm, 0)
-                await self._store.adjust(demand, -used, now)
-
-
-def _demands(scope: str, rpm: int, tpm: int, estimate: int) -> list[Demand]:
-    demands = []
-    if rpm:
-        demands.append(Demand(f"{scope}:requests", rpm, 1))
-    if tpm:
-        demands.append(Demand(f"{scope}:tokens", tpm, estimate))
-    return demands
-
-
-def _tokens(demands: list[Demand]) -> Demand | None:
-    return next((d for d in demands if d.bucket.endswith(":tokens")), None)
+            limits = self._model_limits[served_model]
+            if limits.tpm:
+                await self._store.adjust(Demand(limits.tokens_bucket, limits.tpm, 0), -used, now)
 
 
 def _fits(demands: list[Demand], admission: Admission) -> bool:
     """Whether the first ``len(demands)`` demands of a refused admission were satisfiable."""
     return all(
-        state.remaining >= min(d.amount, d.capacity)
-        for d, state in zip(demands, admission.states, strict=False)
+        remaining >= min(d.amount, d.capacity)
+        for d, (remaining, _) in zip(demands, admission.states, strict=False)
     )
 
 
-def _headers(demands: list[Demand], states: tuple[BucketState, ...]) -> RawHeaders:
+def _headers(limits: _Limits, states: list[tuple[int, float]]) -> RawHeaders:
+    """OpenAI's x-ratelimit-* headers for one scope; ``states`` start with that scope's."""
     headers: RawHeaders = []
-    for demand, state in zip(demands, states, strict=False):
-        kind = b"tokens" if demand.bucket.endswith(":tokens") else b"requests"
+    position = 0
+    if limits.rpm:
+        remaining, reset_s = states[0]
         headers += [
-            (b"x-ratelimit-limit-" + kind, str(demand.capacity).encode()),
-            (b"x-ratelimit-remaining-" + kind, str(state.remaining).encode()),
-            (b"x-ratelimit-reset-" + kind, format_duration(state.reset_s).encode()),
+            (b"x-ratelimit-limit-requests", limits.limit_requests),
+            (b"x-ratelimit-remaining-requests", str(remaining).encode()),
+            (b"x-ratelimit-reset-requests", format_duration(reset_s).encode()),
+        ]
+        position = 1
+    if limits.tpm:
+        remaining, reset_s = states[position]
+        headers += [
+            (b"x-ratelimit-limit-tokens", limits.limit_tokens),
+            (b"x-ratelimit-remaining-tokens", str(remaining).encode()),
+            (b"x-ratelimit-reset-tokens", format_duration(reset_s).encode()),
         ]
     return headers

@@ -13,9 +13,9 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -31,6 +31,22 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _log = structlog.get_logger("beatra.relay")
+
+
+def _complete_with(adapter: ChatAdapter, call: ChatCall) -> Awaitable[JSON]:
+    return adapter.complete(call)
+
+
+async def _first_chunk(adapter: ChatAdapter, call: ChatCall) -> tuple[JSON, AsyncIterator[JSON]]:
+    chunks = adapter.stream(call)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise UpstreamError("server", "The provider's stream was empty.") from None
+    except BaseException:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise
+    return first, chunks
 
 
 def to_gateway_error(error: UpstreamError) -> GatewayError:
@@ -82,37 +98,26 @@ class Relay:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    async def complete(
+    def complete(
         self, plan: list[Candidate], call: ChatCall, ctx: RequestContext
-    ) -> tuple[Candidate, JSON]:
-        async def attempt(candidate: Candidate, routed: ChatCall) -> JSON:
-            return await self._adapters[candidate.deployment.provider].complete(routed)
-
-        return await self._run(plan, call, ctx, attempt)
+    ) -> Coroutine[Any, Any, tuple[Candidate, JSON]]:
+        """Run the plan for a whole answer. (A plain function returning the loop's coroutine:
+        one frame less on every resumption of the request.)"""
+        return self._run(plan, call, ctx, _complete_with)
 
     async def open_stream(
         self, plan: list[Candidate], call: ChatCall, ctx: RequestContext
     ) -> OpenStream:
-        async def attempt(candidate: Candidate, routed: ChatCall) -> OpenStream:
-            chunks = self._adapters[candidate.deployment.provider].stream(routed)
-            try:
-                first = await anext(chunks)
-            except StopAsyncIteration:
-                raise UpstreamError("server", "The provider's stream was empty.") from None
-            except BaseException:
-                await chunks.aclose()  # type: ignore[attr-defined]
-                raise
-            return OpenStream(candidate, first, chunks)
-
-        _, opened = await self._run(plan, call, ctx, attempt)
-        return opened
+        """Run the plan until a stream's first chunk is in hand."""
+        candidate, (first, rest) = await self._run(plan, call, ctx, _first_chunk)
+        return OpenStream(candidate, first, rest)
 
     async def _run(
         self,
         plan: list[Candidate],
         call: ChatCall,
         ctx: RequestContext,
-        attempt: Callable[[Candidate, ChatCall], Awaitable[T]],
+        attempt: Callable[[ChatAdapter, ChatCall], Awaitable[T]],
     ) -> tuple[Candidate, T]:
         last_error: UpstreamError | None = None
         tried_deployments = 0
@@ -136,7 +141,7 @@ class Relay:
                 ctx.attempts += 1
                 started = time.perf_counter()
                 try:
-                    result = await attempt(candidate, routed)
+                    result = await attempt(self._adapters[deployment.provider], routed)
                 except asyncio.CancelledError:
                     # The client went away mid-call: not a provider failure, but worth counting.
                     waited = time.perf_counter() - started

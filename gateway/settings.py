@@ -63,8 +63,9 @@ class LimitSettings:
 @dataclass(frozen=True, slots=True)
 class IdempotencySettings:
     window_s: float = 86400.0
-    max_entries: int = 100_000
-    max_response_bytes: int = 1024 * 1024
+    max_entries: int = 50_000
+    max_response_bytes: int = 1024 * 1024  # a larger answer is served but not kept
+    max_total_bytes: int = 64 * 1024 * 1024  # all kept answers together
     wait_s: float = 30.0  # how long a duplicate waits for the first before 409 in_progress
 
 
@@ -194,6 +195,7 @@ def _idempotency(table: Table) -> IdempotencySettings:
         window_s=table.number("window_s", d.window_s, 1),
         max_entries=table.integer("max_entries", d.max_entries, 1),
         max_response_bytes=table.integer("max_response_bytes", d.max_response_bytes, 0),
+        max_total_bytes=table.integer("max_total_bytes", d.max_total_bytes, 0),
         wait_s=table.number("wait_s", d.wait_s, 0),
     )
     table.done()

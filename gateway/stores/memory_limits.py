@@ -2,58 +2,57 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from gateway.stores.base import Admission, BucketState, Demand
+from gateway.stores.base import Admission, Demand
 
 
-@dataclass(slots=True)
 class _Bucket:
-    level: float
-    updated: float
+    __slots__ = ("level", "rate", "updated")
+
+    def __init__(self, level: float, rate: float, updated: float) -> None:
+        self.level = level
+        self.rate = rate  # units per second
+        self.updated = updated
 
 
 class MemoryRateLimiter:
     """One bucket per scope (key or model, requests or tokens); memory is bounded by config:
-    the number of buckets is at most (keys + models) x 2."""
+    the number of buckets is at most (keys + models) x 2. Every limited request runs through
+    ``acquire``, so it is written as one pass with no helper calls."""
 
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
 
-    def _current(self, demand: Demand, now: float) -> _Bucket:
+    def _refilled(self, demand: Demand, now: float) -> _Bucket:
         bucket = self._buckets.get(demand.bucket)
         if bucket is None:
-            bucket = self._buckets[demand.bucket] = _Bucket(float(demand.capacity), now)
-        elif now > bucket.updated:
             rate = demand.capacity / demand.period
-            bucket.level = min(float(demand.capacity), bucket.level + (now - bucket.updated) * rate)
+            bucket = self._buckets[demand.bucket] = _Bucket(float(demand.capacity), rate, now)
+        elif now > bucket.updated:
+            level = bucket.level + (now - bucket.updated) * bucket.rate
+            bucket.level = level if level < demand.capacity else float(demand.capacity)
             bucket.updated = now
         return bucket
 
     async def acquire(self, demands: Sequence[Demand], now: float) -> Admission:
-        buckets = [self._current(d, now) for d in demands]
+        buckets = [self._refilled(demand, now) for demand in demands]
         wait = 0.0
         for demand, bucket in zip(demands, buckets, strict=True):
-            need = min(demand.amount, float(demand.capacity))
+            need = demand.amount if demand.amount < demand.capacity else demand.capacity
             if bucket.level < need:
-                wait = max(wait, (need - bucket.level) * demand.period / demand.capacity)
+                shortfall = (need - bucket.level) / bucket.rate
+                wait = max(wait, shortfall)
         allowed = wait == 0.0
-        if allowed:
-            for demand, bucket in zip(demands, buckets, strict=True):
+        states = []
+        for demand, bucket in zip(demands, buckets, strict=True):
+            if allowed:
                 bucket.level -= demand.amount
-        states = tuple(_state(d, b) for d, b in zip(demands, buckets, strict=True))
+            level = bucket.level
+            states.append((int(level) if level > 0 else 0, (demand.capacity - level) / bucket.rate))
         return Admission(allowed, wait, states)
 
     async def adjust(self, demand: Demand, delta: float, now: float) -> None:
-        bucket = self._current(demand, now)
-        bucket.level = min(float(demand.capacity), bucket.level + delta)
-
-
-def _state(demand: Demand, bucket: _Bucket) -> BucketState:
-    missing = demand.capacity - bucket.level
-    return BucketState(
-        remaining=max(0, math.floor(bucket.level)),
-        reset_s=max(0.0, missing * demand.period / demand.capacity),
-    )
+        bucket = self._refilled(demand, now)
+        level = bucket.level + delta
+        bucket.level = level if level < demand.capacity else float(demand.capacity)

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from providers.tokens import count_messages
+from gateway.ratelimit import prompt_estimate
 from tests.conftest import (
     SECOND_KEY,
     FakeClock,
@@ -92,7 +92,7 @@ def test_tokens_are_reserved_then_reconciled_with_real_stream_usage(
 ) -> None:
     server, _ = start(gateway_factory, openai_fake, anthropic_fake, keys={"dev": {"tpm": 1000}})
     body = {**BODY, "stream": True, "max_tokens": 400}
-    estimate = count_messages(MESSAGES) + 400
+    estimate = prompt_estimate(MESSAGES) + 400
     first = post(server, body)
     assert first.status_code == 200
     # Headers are sent with the stream's start: the whole estimate is reserved then.

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.asgi import Receive, Scope, Send
 from gateway.metrics import Metrics
-from gateway.middleware import LastResortMiddleware, RequestIdMiddleware, TelemetryMiddleware
+from gateway.middleware import EdgeMiddleware
 from tests.fakes.server import UvicornServer
 
 
@@ -24,7 +24,7 @@ async def broken_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
 
 def test_internal_error_envelope_with_request_id() -> None:
     metrics = Metrics()
-    app = LastResortMiddleware(RequestIdMiddleware(TelemetryMiddleware(broken_endpoint, metrics)))
+    app = EdgeMiddleware(broken_endpoint, metrics)
     with UvicornServer(app) as server:
         response = httpx.get(server.url + "/boom", headers={"x-request-id": "trace-me"})
         assert response.status_code == 500
