@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from providers.base import JSON, ChatCall, UpstreamError
+from providers.tokens import content_text
 
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 _EMPTY_SCHEMA: JSON = {"type": "object", "properties": {}}
@@ -96,7 +97,7 @@ def _convert_messages(raw: Any) -> tuple[str, list[JSON]]:
         role = message.get("role")
         content = message.get("content")
         if role in ("system", "developer"):
-            text = _joined_text(content)
+            text = content_text(content, "\n")
             if text:
                 system_parts.append(text)
             continue
@@ -125,18 +126,6 @@ def _convert_messages(raw: Any) -> tuple[str, list[JSON]]:
             b for b in blocks if b["type"] != "tool_result"
         ]
     return "\n\n".join(system_parts), turns
-
-
-def _joined_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(
-            part["text"]
-            for part in content
-            if isinstance(part, dict) and isinstance(part.get("text"), str)
-        )
-    return ""
 
 
 def _text_block(text: str) -> list[JSON]:
@@ -222,7 +211,7 @@ def _tool_result(message: Mapping[str, Any]) -> JSON:
     if not isinstance(tool_call_id, str) or not tool_call_id:
         raise _reject("A tool message needs a tool_call_id.")
     block: JSON = {"type": "tool_result", "tool_use_id": tool_call_id}
-    text = _joined_text(message.get("content"))
+    text = content_text(message.get("content"), "\n")
     if text:
         block["content"] = text
     return block

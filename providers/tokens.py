@@ -24,12 +24,12 @@ def split_text(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def content_text(content: Any) -> str:
+def content_text(content: Any, separator: str = " ") -> str:
     """The text of a message's ``content``: a string, or the text parts of a part list."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return " ".join(
+        return separator.join(
             part["text"]
             for part in content
             if isinstance(part, dict) and isinstance(part.get("text"), str)

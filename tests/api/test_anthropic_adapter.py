@@ -10,6 +10,7 @@ import pytest
 
 from providers.anthropic import AnthropicAdapter
 from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError
+from tests.conftest import wait_until
 from tests.fakes.anthropic_upstream import REPLY_WORDS, TOOL_USE_ID, make_app
 from tests.fakes.faults import FaultPlan
 from tests.fakes.server import serve_aiohttp
@@ -150,7 +151,7 @@ def test_stream_concatenates_to_the_fake_text_with_usage_last(url: str, plan: Fa
     assert chunks[-1]["usage"]["prompt_tokens"] > 0
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert len({c["id"] for c in chunks}) == 1
-    assert plan.completed_streams == 1
+    wait_until(lambda: plan.completed_streams == 1)  # noted just after the last write
 
 
 def test_forced_tool_call_sync_and_stream(url: str) -> None:

@@ -8,7 +8,6 @@ The deploy/ artefacts built on these metrics (dashboard, scrape config, alerts) 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.conftest import (
     Upstream,
     auth,
     base_config,
+    wait_until,
 )
 from tests.fakes.faults import FaultPlan
 from tests.fakes.server import UvicornServer
@@ -60,15 +60,6 @@ def series(samples: Samples, name: str, *label_names: str) -> dict[tuple[str, ..
     return found
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition another thread will make true; fail if it does not in time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
-
-
 def settled(
     server: UvicornServer,
     condition: Callable[[Samples], bool],
@@ -81,7 +72,7 @@ def settled(
         last[:] = [scrape(server, headers)]
         return condition(last[0])
 
-    wait_for(holds)
+    wait_until(holds)
     return last[0]
 
 
@@ -191,7 +182,7 @@ def test_a_stream_abandoned_midway_is_a_disconnect(
     assert series(samples, "beatra_time_to_first_token_seconds_count", "model") == {
         ("gpt-test",): 1
     }
-    wait_for(lambda: openai_fake.plan.cancelled_streams == 1)
+    wait_until(lambda: openai_fake.plan.cancelled_streams == 1)
 
 
 def test_a_client_leaving_during_the_upstream_call_cancels_the_attempt(
@@ -210,7 +201,7 @@ def test_a_client_leaving_during_the_upstream_call_cancels_the_attempt(
     assert series(samples, "beatra_upstream_duration_seconds_count", "model") == {("gpt-test",): 1}
     assert series(samples, "beatra_retries_total", "model") == {}
     assert series(samples, "beatra_tokens_total", "model", "kind") == {}
-    wait_for(lambda: openai_fake.plan.abandoned_requests == 1)
+    wait_until(lambda: openai_fake.plan.abandoned_requests == 1)
 
 
 def test_metrics_token_protects_the_endpoint(openai_fake: Upstream) -> None:
@@ -292,7 +283,7 @@ def test_keys_secrets_and_prompts_never_reach_logs_or_metrics(
     assert openai_fake.plan.requests[0].body["user"].startswith(DEV_KEY)  # all went upstream
 
     ids = {r.headers["x-request-id"] for r in responses}
-    wait_for(lambda: ids <= logged_ids(logs))  # each is logged just after its response
+    wait_until(lambda: ids <= logged_ids(logs))  # each is logged just after its response
     settled(gateway, lambda s: served(s) == len(responses) and idle(s))
     metrics_text = httpx.get(gateway.url + "/metrics").text
     assert "beatra_tokens_total{" in metrics_text
@@ -307,5 +298,5 @@ def test_an_unknown_model_name_is_not_logged_verbatim(
     body = {"model": f"{PROMPT}-{OPENAI_SECRET}", "messages": [{"role": "user", "content": "x"}]}
     response = httpx.post(gateway.url + CHAT, json=body, headers=auth())
     assert response.json()["error"]["code"] == "model_not_found"
-    wait_for(lambda: response.headers["x-request-id"] in logged_ids(logs))
+    wait_until(lambda: response.headers["x-request-id"] in logged_ids(logs))
     assert OPENAI_SECRET not in logs.text() and PROMPT not in logs.text()

@@ -10,7 +10,6 @@ it requires ``anthropic-version`` and ``max_tokens``, and checks ``x-api-key`` w
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from typing import Any
 
@@ -18,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from providers.tokens import content_text, count_text
-from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
+from tests.fakes.faults import Fault, FaultPlan, play_stream, wait_or_abandon
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " Claude", "!"]
 TOOL_USE_ID = "toolu_fake01"
@@ -222,24 +221,9 @@ async def _stream(
     events = _events(body, plan)
     if fault.name != "no_done":
         events.append(("message_stop", {"type": "message_stop"}))
-    try:
-        for position, (name, data) in enumerate(events):
-            payload = orjson.dumps(data)
-            if fault.name in ("cut", "stall", "malformed") and position == fault.after:
-                if fault.name == "cut":
-                    assert request.transport is not None
-                    request.transport.abort()
-                    return response
-                if fault.name == "stall":
-                    await wait_or_abandon(request, plan, 60.0)
-                    return response
-                payload = b"{not json"
-            await response.write(b"event: " + name.encode() + b"\ndata: " + payload + b"\n\n")
-            if plan.chunk_gap:
-                await asyncio.sleep(plan.chunk_gap)
-        await response.write_eof()
-    except (ConnectionResetError, asyncio.CancelledError):
-        plan.note_stream_end(cancelled=True)
-        raise
-    plan.note_stream_end(cancelled=False)
-    return response
+    frames = [
+        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        for name, data in events
+    ]
+    broken = b"event: content_block_delta\ndata: {not json\n\n"
+    return await play_stream(request, response, frames, broken, fault=fault, plan=plan)

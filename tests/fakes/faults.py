@@ -108,3 +108,37 @@ async def wait_or_abandon(request: web.Request, plan: FaultPlan, delay: float) -
             plan.note_abandoned()
             return False
     return True
+
+
+async def play_stream(
+    request: web.Request,
+    response: web.StreamResponse,
+    frames: list[bytes],
+    broken_frame: bytes,
+    *,
+    fault: Fault,
+    plan: FaultPlan,
+) -> web.StreamResponse:
+    """Write pre-encoded SSE frames, applying a stream fault at frame ``fault.after``
+    (``cut``, ``stall``, or ``malformed``: ``broken_frame`` instead), and note how it ended."""
+    try:
+        for position, frame in enumerate(frames):
+            out = frame
+            if fault.name in ("cut", "stall", "malformed") and position == fault.after:
+                if fault.name == "cut":
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return response
+                if fault.name == "stall":
+                    await wait_or_abandon(request, plan, 60.0)
+                    return response
+                out = broken_frame
+            await response.write(out)
+            if plan.chunk_gap:
+                await asyncio.sleep(plan.chunk_gap)
+        await response.write_eof()
+    except (ConnectionResetError, asyncio.CancelledError):
+        plan.note_stream_end(cancelled=True)
+        raise
+    plan.note_stream_end(cancelled=False)
+    return response

@@ -7,14 +7,13 @@ when ``stream_options.include_usage`` is set). Errors use OpenAI's ``{"error": {
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
+from tests.fakes.faults import Fault, FaultPlan, play_stream, wait_or_abandon
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
 
@@ -137,26 +136,8 @@ async def _stream(
     )
     if include_usage:
         events.append(orjson.dumps({**base, "choices": [], "usage": _usage(body, len(words))}))
-    try:
-        for position, original in enumerate(events):
-            event = original
-            if fault.name in ("cut", "stall", "malformed") and position == fault.after:
-                if fault.name == "cut":
-                    assert request.transport is not None
-                    request.transport.abort()
-                    return response
-                if fault.name == "stall":
-                    await wait_or_abandon(request, plan, 60.0)
-                    return response
-                event = b"{not json"
-            await response.write(b"data: " + event + b"\n\n")
-            if plan.chunk_gap:
-                await asyncio.sleep(plan.chunk_gap)
-        if fault.name != "no_done":
-            await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-    except (ConnectionResetError, asyncio.CancelledError):
-        plan.note_stream_end(cancelled=True)
-        raise
-    plan.note_stream_end(cancelled=False)
-    return response
+    frames = [b"data: " + event + b"\n\n" for event in events]
+    if fault.name != "no_done":
+        frames.append(b"data: [DONE]\n\n")
+    broken = b"data: {not json\n\n"
+    return await play_stream(request, response, frames, broken, fault=fault, plan=plan)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import orjson
 
-from tests.conftest import Upstream, auth, base_config
+from tests.conftest import Upstream, auth, base_config, wait_until
 from tests.fakes.server import UvicornServer
 
 CHAT = "/v1/chat/completions"
@@ -34,15 +32,6 @@ def read_events(response: httpx.Response) -> list[bytes]:
     return events
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Poll a condition that another thread will make true; fail if it does not in time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
-
-
 def test_stream_is_sse_ending_with_done(gateway: UvicornServer, openai_fake: Upstream) -> None:
     with httpx.stream("POST", gateway.url + CHAT, json=stream_body(), headers=auth()) as response:
         assert response.status_code == 200
@@ -53,7 +42,7 @@ def test_stream_is_sse_ending_with_done(gateway: UvicornServer, openai_fake: Ups
     chunks = [orjson.loads(e) for e in events[:-1]]
     assert all(c["object"] == "chat.completion.chunk" and c["model"] == "gpt-test" for c in chunks)
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert openai_fake.plan.completed_streams == 1
+    wait_until(lambda: openai_fake.plan.completed_streams == 1)  # noted just after the last write
 
 
 def test_failure_before_first_byte_is_a_json_envelope(
