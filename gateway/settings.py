@@ -63,9 +63,11 @@ class LimitSettings:
 @dataclass(frozen=True, slots=True)
 class IdempotencySettings:
     window_s: float = 86400.0
-    max_entries: int = 50_000
+    # In-memory bounds sized for one process (about 5 KB of RSS per kept answer, measured);
+    # a shared store keeps more for longer.
+    max_entries: int = 10_000
     max_response_bytes: int = 1024 * 1024  # a larger answer is served but not kept
-    max_total_bytes: int = 64 * 1024 * 1024  # all kept answers together
+    max_total_bytes: int = 16 * 1024 * 1024  # all kept answers together
     wait_s: float = 30.0  # how long a duplicate waits for the first before 409 in_progress
 
 
