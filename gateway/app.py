@@ -30,7 +30,7 @@ from gateway.router import Route, Router
 from gateway.routing import Catalog
 from gateway.schemas import CHAT_REQUEST, CHAT_RESPONSE, CHAT_STREAM, HEALTH, MODEL, MODEL_LIST
 from gateway.settings import Settings
-from gateway.stores.memory import MemoryCooldowns
+from gateway.stores.memory_cooldowns import MemoryCooldowns
 from gateway.stores.memory_idempotency import MemoryIdempotency
 from gateway.stores.memory_limits import MemoryRateLimiter
 from providers.base import ChatAdapter

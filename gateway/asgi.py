@@ -78,12 +78,6 @@ class Request:
     def path(self) -> str:
         return str(self.scope["path"])
 
-    def query(self) -> dict[str, str]:
-        from urllib.parse import parse_qsl
-
-        raw = self.scope.get("query_string", b"").decode("latin-1")
-        return dict(parse_qsl(raw, keep_blank_values=True))
-
     async def respond_bytes(
         self, status: int, body: bytes, headers: RawHeaders = JSON_HEADERS
     ) -> None:

@@ -121,9 +121,7 @@ class ChatEndpoint:
         request.ctx.error_code = error.code
         body = envelope(error, request.ctx.request_id)
         ticket.record(body)
-        await self._idempotency.finish(
-            ticket, error.status, b"application/json", request.ctx.request_id
-        )
+        await self._idempotency.finish(ticket, error.status, b"application/json")
         await request.respond_bytes(error.status, body)
 
     async def _complete(
@@ -141,9 +139,7 @@ class ChatEndpoint:
             body = orjson.dumps(answer)
             if ticket is not None:
                 ticket.record(body)
-                await self._idempotency.finish(
-                    ticket, 200, b"application/json", request.ctx.request_id
-                )
+                await self._idempotency.finish(ticket, 200, b"application/json")
             guard.finishing()
             await request.respond_bytes(200, body, [*JSON_HEADERS, *headers])
 
@@ -193,9 +189,7 @@ class ChatEndpoint:
                     if ticket is not None:
                         # Only a stream that really completed is kept for replay.
                         ticket.record(final)
-                        await self._idempotency.finish(
-                            ticket, 200, SSE_HEADERS[0][1], ctx.request_id
-                        )
+                        await self._idempotency.finish(ticket, 200, SSE_HEADERS[0][1])
                 guard.finishing()
                 await send({"type": "http.response.body", "body": final, "more_body": False})
             finally:

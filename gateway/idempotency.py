@@ -116,14 +116,12 @@ class Idempotency:
             [(b"content-type", stored.content_type), (b"idempotent-replayed", b"true")],
         )
 
-    async def finish(
-        self, ticket: Ticket, status: int, content_type: bytes, request_id: str
-    ) -> None:
+    async def finish(self, ticket: Ticket, status: int, content_type: bytes) -> None:
         """Keep the recorded response for the window (or remember it as too large)."""
         ticket.settled = True
         stored = None
         if not ticket.overflow:
-            stored = StoredResponse(status, content_type, ticket.body(), request_id)
+            stored = StoredResponse(status, content_type, ticket.body())
         await self._store.complete(ticket.scope, stored, self._clock())
 
     async def release(self, ticket: Ticket) -> None:

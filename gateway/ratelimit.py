@@ -21,7 +21,7 @@ from gateway.chat_validate import ChatRequest
 from gateway.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.routing import Candidate
-from gateway.settings import KeySettings, Settings
+from gateway.settings import KeySettings, ModelSettings, Settings
 from gateway.stores.base import Admission, Demand, RateLimitStore
 from providers.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY
 
@@ -83,6 +83,15 @@ class _Limits:
         self.limit_requests = str(rpm).encode()
         self.limit_tokens = str(tpm).encode()
 
+    @classmethod
+    def of(cls, scope: str, owner: KeySettings | ModelSettings, rpm: int, tpm: int) -> _Limits:
+        """The owner's own limits where it sets them, else the given defaults."""
+        return cls(
+            scope,
+            rpm if owner.rpm is None else owner.rpm,
+            tpm if owner.tpm is None else owner.tpm,
+        )
+
     @property
     def any(self) -> bool:
         return bool(self.rpm or self.tpm)
@@ -130,19 +139,11 @@ class RateLimiter:
         self._metrics = metrics
         self._clock = clock
         self._key_limits = {
-            key.name: _Limits(
-                f"key:{key.name}",
-                defaults.key_rpm if key.rpm is None else key.rpm,
-                defaults.key_tpm if key.tpm is None else key.tpm,
-            )
+            key.name: _Limits.of(f"key:{key.name}", key, defaults.key_rpm, defaults.key_tpm)
             for key in settings.keys.values()
         }
         self._model_limits = {
-            model.id: _Limits(
-                f"model:{model.id}",
-                defaults.model_rpm if model.rpm is None else model.rpm,
-                defaults.model_tpm if model.tpm is None else model.tpm,
-            )
+            model.id: _Limits.of(f"model:{model.id}", model, defaults.model_rpm, defaults.model_tpm)
             for model in settings.models.values()
         }
         self._any_model_limited = any(limits.any for limits in self._model_limits.values())

@@ -48,11 +48,9 @@ class Table:
                 raise ConfigError(self.at(name), "is required")
             return default
         value = self.data[name]
-        if (
-            isinstance(value, bool)
-            and kind is not bool
-            and bool not in (kind if isinstance(kind, tuple) else (kind,))
-        ):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is a subclass of int in Python: `true` must not pass as an integer.
+        if isinstance(value, bool) and bool not in kinds:
             raise ConfigError(self.at(name), f"expected {what}, got a boolean")
         if not isinstance(value, kind):
             raise ConfigError(self.at(name), f"expected {what}, got {type(value).__name__}")

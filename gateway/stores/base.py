@@ -73,7 +73,6 @@ class StoredResponse:
     status: int
     content_type: bytes
     body: bytes
-    request_id: str  # the original request's id
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.stores.base import Demand, StoredResponse
-from gateway.stores.memory import MemoryCooldowns
+from gateway.stores.memory_cooldowns import MemoryCooldowns
 from gateway.stores.memory_idempotency import MemoryIdempotency
 from gateway.stores.memory_limits import MemoryRateLimiter
 
@@ -19,7 +19,7 @@ def run(coro: Any) -> Any:
 
 
 def answer(body: bytes = b"{}") -> StoredResponse:
-    return StoredResponse(200, b"application/json", body, "req_1")
+    return StoredResponse(200, b"application/json", body)
 
 
 IdempotencyFactory = Callable[..., MemoryIdempotency]

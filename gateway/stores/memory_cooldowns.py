@@ -1,4 +1,4 @@
-"""In-process implementations of the store protocols (the default, one replica)."""
+"""In-process deployment cooldowns: the circuit breaker of the default, one-replica gateway."""
 
 from __future__ import annotations
 
