@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -22,6 +24,27 @@ from providers.base import ProviderSettings, UpstreamError
 ErrorMapper = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
+DOWNLOAD_CHUNK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A provider's 2xx answer to a non-streaming request."""
+
+    status: int
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FormFile:
+    """A file part of a multipart request, streamed from disk (never read whole into memory)."""
+
+    field: str
+    path: Path
+    filename: str
+    content_type: str
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -101,6 +124,88 @@ class HttpUpstream:
                 if response.status >= 300:
                     raise on_error(response.status, body, _plain(response.headers))
                 return body
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise transport_error(exc) from exc
+
+    def url(self, path_or_url: str) -> str:
+        """A path joined to the base URL; an absolute URL (one the provider gave us) as is."""
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        return self._base_url + path_or_url
+
+    async def send(
+        self,
+        method: str,
+        path_or_url: str,
+        on_error: ErrorMapper,
+        *,
+        payload: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        form: Sequence[tuple[str, str]] | None = None,
+        files: Sequence[FormFile] = (),
+    ) -> Reply:
+        """One request (JSON ``payload``, or a multipart ``form`` plus ``files``); the 2xx reply.
+
+        Any other status becomes ``on_error``'s ``UpstreamError``; transport failures are mapped
+        by ``transport_error``. The body is bounded like every other upstream body.
+        """
+        data: bytes | aiohttp.Payload | None = payload
+        request_headers = dict(headers or {})
+        opened: list[object] = []
+        if form is not None or files:
+            multipart = aiohttp.FormData(default_to_multipart=True)
+            for name, value in form or ():
+                multipart.add_field(name, value)
+            for part in files:
+                handle = part.path.open("rb")
+                opened.append(handle)
+                multipart.add_field(
+                    part.field, handle, filename=part.filename, content_type=part.content_type
+                )
+            encoded = multipart()
+            data = encoded
+            # Replaces the session's JSON content type with the multipart one and its boundary.
+            request_headers["content-type"] = encoded.content_type
+        try:
+            async with self._client().request(
+                method,
+                self.url(path_or_url),
+                data=data,
+                headers=request_headers,
+                timeout=self._sync_timeout,
+            ) as response:
+                body = await self._read_bounded(response)
+                if response.status >= 300:
+                    raise on_error(response.status, body, _plain(response.headers))
+                return Reply(response.status, _plain(response.headers), body)
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise transport_error(exc) from exc
+        finally:
+            for handle in opened:
+                handle.close()  # type: ignore[attr-defined]
+
+    async def download(
+        self, url: str, on_error: ErrorMapper, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[bytes]:
+        """GET ``url`` and yield its body in chunks, bounded by ``max_download_bytes``."""
+        limit = int(self._settings.options.get("max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES))
+        try:
+            async with self._client().get(
+                self.url(url), headers=dict(headers or {}), timeout=self._stream_timeout
+            ) as response:
+                if response.status >= 300:
+                    body = await self._read_bounded(response)
+                    raise on_error(response.status, body, _plain(response.headers))
+                seen = 0
+                async for part in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
+                    seen += len(part)
+                    if seen > limit:
+                        raise UpstreamError("server", "The provider's file was too large.")
+                    yield part
         except UpstreamError:
             raise
         except Exception as exc:
