@@ -11,10 +11,13 @@ import hmac
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import orjson
 
 from gateway import __version__
+from gateway.artifacts import ArtifactFiles, Artifacts
+from gateway.artifacts_api import ArtifactEndpoints
 from gateway.asgi import ASGIApp, Receive, Request, Scope, Send
 from gateway.auth import KeyRing, bearer_token
 from gateway.catalog_api import CatalogEndpoints
@@ -23,18 +26,33 @@ from gateway.errors import GatewayError
 from gateway.idempotency import Idempotency
 from gateway.metrics import Metrics
 from gateway.middleware import EdgeMiddleware
+from gateway.music import MusicEndpoint
 from gateway.openapi import build_openapi
 from gateway.ratelimit import LoadShedder, RateLimiter
 from gateway.relay import Relay
 from gateway.router import Route, Router
 from gateway.routing import Catalog
 from gateway.schemas import CHAT_REQUEST, CHAT_RESPONSE, CHAT_STREAM, HEALTH, MODEL, MODEL_LIST
+from gateway.schemas_music import (
+    ARTIFACT,
+    MUSIC_REQUEST,
+    TASK,
+    TASK_LIST,
+    TASK_QUERY,
+    UPLOAD_REQUEST,
+)
 from gateway.settings import Settings
+from gateway.stores.memory_artifacts import MemoryArtifacts
 from gateway.stores.memory_cooldowns import MemoryCooldowns
 from gateway.stores.memory_idempotency import MemoryIdempotency
 from gateway.stores.memory_limits import MemoryRateLimiter
+from gateway.stores.memory_tasks import MemoryTasks
+from gateway.tasks import TaskRunner
+from gateway.tasks_api import TaskEndpoints
+from gateway.uploads import UploadEndpoint
 from providers.base import ChatAdapter
-from providers.registry import build_adapter
+from providers.music_base import MusicAdapter
+from providers.registry import ADAPTERS, MUSIC_ADAPTERS, build_adapter, build_music_adapter
 
 
 def _json(schema: dict[str, object]) -> dict[str, object]:
@@ -49,11 +67,19 @@ class Gateway:
         settings: Settings,
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.adapters: dict[str, ChatAdapter] = {
-            name: build_adapter(provider) for name, provider in settings.providers.items()
+            name: build_adapter(provider)
+            for name, provider in settings.providers.items()
+            if provider.kind in ADAPTERS
+        }
+        self.music_adapters: dict[str, MusicAdapter] = {
+            name: build_music_adapter(provider)
+            for name, provider in settings.providers.items()
+            if provider.kind in MUSIC_ADAPTERS
         }
         rng = random.Random(seed)
         self.cooldowns = MemoryCooldowns(
@@ -71,19 +97,52 @@ class Gateway:
             settings.idempotency.max_entries,
             settings.idempotency.max_total_bytes,
         )
+        limiter = RateLimiter(settings, self.rate_limits, self.metrics, clock)
+        idempotency = Idempotency(settings.idempotency, self.idempotency_store, self.metrics, clock)
+        body_limit = settings.server.max_body_bytes
         chat = ChatEndpoint(
             keys,
             catalog,
             relay,
             self.metrics,
-            limiter=RateLimiter(settings, self.rate_limits, self.metrics, clock),
+            limiter=limiter,
             shedder=LoadShedder(settings.limits.max_concurrency, self.metrics),
-            idempotency=Idempotency(
-                settings.idempotency, self.idempotency_store, self.metrics, clock
-            ),
-            body_limit=settings.server.max_body_bytes,
+            idempotency=idempotency,
+            body_limit=body_limit,
         )
         models = CatalogEndpoints(keys, catalog)
+        self.artifacts = Artifacts(
+            MemoryArtifacts(),
+            ArtifactFiles(Path(settings.storage.path)),
+            settings.storage,
+            wall_clock,
+        )
+        self.task_store = MemoryTasks()
+        self.runner = TaskRunner(
+            self.task_store,
+            self.artifacts,
+            self.music_adapters,
+            settings.tasks,
+            self.metrics,
+            clock=clock,
+            rng=rng,
+        )
+        music = MusicEndpoint(
+            keys,
+            catalog,
+            self.music_adapters,
+            artifacts=self.artifacts,
+            tasks=self.task_store,
+            runner=self.runner,
+            limiter=limiter,
+            idempotency=idempotency,
+            body_limit=body_limit,
+        )
+        uploads = UploadEndpoint(
+            keys, self.artifacts, idempotency, settings.storage.max_upload_bytes, self.metrics
+        )
+        artifact_api = ArtifactEndpoints(keys, self.artifacts)
+        tasks = TaskEndpoints(keys, self.task_store, self.runner)
         self.routes = [
             Route(
                 "POST",
@@ -111,6 +170,69 @@ class Gateway:
                 "Inspect one model",
                 "Models",
                 responses={200: _json(MODEL)},
+            ),
+            Route(
+                "POST",
+                "/v1/music/generations",
+                music,
+                "Create a music generation task (text-to-music, or reference audio)",
+                "Music",
+                request_schema=MUSIC_REQUEST,
+                responses={202: _json(TASK)},
+            ),
+            Route(
+                "POST",
+                "/v1/uploads",
+                uploads,
+                "Upload one audio file (multipart field 'file', up to 100 MB)",
+                "Uploads",
+                request_schema=UPLOAD_REQUEST,
+                request_media="multipart/form-data",
+                responses={200: _json(ARTIFACT)},
+            ),
+            Route(
+                "GET",
+                "/v1/artifacts/{id}",
+                artifact_api.metadata,
+                "Inspect an artifact (an upload or generated audio)",
+                "Artifacts",
+                responses={200: _json(ARTIFACT)},
+            ),
+            Route(
+                "GET",
+                "/v1/artifacts/{id}/content",
+                artifact_api.content,
+                "Download an artifact's bytes (Range supported)",
+                "Artifacts",
+                responses={
+                    200: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                    206: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                },
+            ),
+            Route(
+                "GET",
+                "/v1/tasks",
+                tasks.list,
+                "List this key's tasks, newest first",
+                "Tasks",
+                query=tuple(TASK_QUERY),
+                responses={200: _json(TASK_LIST)},
+            ),
+            Route(
+                "GET",
+                "/v1/tasks/{id}",
+                tasks.get,
+                "Inspect a task",
+                "Tasks",
+                responses={200: _json(TASK)},
+            ),
+            Route(
+                "POST",
+                "/v1/tasks/{id}/cancel",
+                tasks.cancel,
+                "Cancel a task (final at once; the provider is told where it can be)",
+                "Tasks",
+                responses={200: _json(TASK)},
             ),
             Route(
                 "GET",
@@ -158,13 +280,23 @@ class Gateway:
                 try:
                     for adapter in self.adapters.values():
                         await adapter.start()
+                    for music_adapter in self.music_adapters.values():
+                        await music_adapter.start()
+                    await self.artifacts.collect_orphans()
+                    await self.runner.start(
+                        self.settings.storage.sweep_interval_s,
+                        self.settings.tasks.task_retention_s,
+                    )
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await self.runner.stop()
                 for adapter in self.adapters.values():
                     await adapter.close()
+                for music_adapter in self.music_adapters.values():
+                    await music_adapter.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -186,6 +318,9 @@ class Gateway:
 
 
 def create_app(
-    settings: Settings, clock: Callable[[], float] = time.monotonic, seed: int | None = None
+    settings: Settings,
+    clock: Callable[[], float] = time.monotonic,
+    seed: int | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Gateway:
-    return Gateway(settings, clock=clock, seed=seed)
+    return Gateway(settings, clock=clock, seed=seed, wall_clock=wall_clock)

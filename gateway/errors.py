@@ -51,6 +51,10 @@ ERROR_CODES: dict[str, ErrorCode] = {
     "unsupported_media_type": ErrorCode(
         415, False, "invalid_request_error", "Unsupported Content-Type."
     ),
+    # Not in the contract's table: the HTTP status a player's Range past the end must get.
+    "range_not_satisfiable": ErrorCode(
+        416, False, "invalid_request_error", "The requested range is not satisfiable."
+    ),
     "rate_limited": ErrorCode(
         429, True, "rate_limit_error", "Request budget exhausted; retry later."
     ),

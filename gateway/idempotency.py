@@ -75,6 +75,23 @@ class Idempotency:
 
     async def begin(self, request: Request, key_name: str, body: Any) -> Ticket | None:
         """Claim the request's key, or replay/refuse it. ``None``: no key, or already answered."""
+        if request.header(HEADER) is None:
+            return None
+        fingerprint = self.fingerprint(request.method, request.path, body)
+        return await self.begin_fingerprint(request, key_name, fingerprint)
+
+    async def begin_fingerprint(
+        self,
+        request: Request,
+        key_name: str,
+        fingerprint: str,
+        before_replay: Callable[[], object] | None = None,
+    ) -> Ticket | None:
+        """``begin`` for a request whose fingerprint the endpoint computed itself (uploads).
+
+        ``before_replay`` runs just before a stored answer is replayed (an upload drops its
+        duplicate file first, so the client never sees the answer before the cleanup).
+        """
         raw = request.header(HEADER)
         if raw is None:
             return None
@@ -83,7 +100,6 @@ class Idempotency:
                 [{"field": "Idempotency-Key", "issue": "must be 1-255 visible ASCII characters"}]
             )
         scope = f"{key_name}\n{raw.decode()}"
-        fingerprint = self.fingerprint(request.method, request.path, body)
         try:
             async with asyncio.timeout(self._settings.wait_s):
                 while True:
@@ -105,6 +121,8 @@ class Idempotency:
                 "The original response to this Idempotency-Key was too large to keep; "
                 "it will not be replayed or run again. Use a new key.",
             )
+        if before_replay is not None:
+            before_replay()
         await self._replay(request, claim.response)
         return None
 
@@ -123,6 +141,16 @@ class Idempotency:
         if not ticket.overflow:
             stored = StoredResponse(status, content_type, ticket.body())
         await self._store.complete(ticket.scope, stored, self._clock())
+
+    async def respond_and_keep(
+        self, request: Request, ticket: Ticket | None, status: int, data: Any
+    ) -> None:
+        """Answer with JSON ``data`` and, under a claimed key, keep it for replays."""
+        body = orjson.dumps(data)
+        if ticket is not None:
+            ticket.record(body)
+            await self.finish(ticket, status, b"application/json")
+        await request.respond_bytes(status, body)
 
     async def release(self, ticket: Ticket) -> None:
         """Forget the key: the outcome was a retryable failure (or the client left)."""

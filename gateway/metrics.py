@@ -168,6 +168,26 @@ class Metrics:
             )
         )
 
+        self.tasks = _Cached(
+            Counter(
+                "beatra_tasks",
+                "Async tasks that reached a terminal state, by type and status.",
+                ["type", "status"],
+                registry=r,
+            )
+        )
+        self.tasks_running = Gauge(
+            "beatra_tasks_running", "Tasks the runner is driving at a provider.", registry=r
+        )
+        self.artifact_bytes = _Cached(
+            Counter(
+                "beatra_artifact_bytes",
+                "Bytes stored as artifacts, by kind (upload, output).",
+                ["kind"],
+                registry=r,
+            )
+        )
+
     def watch_cooldowns(self, source: Callable[[], Iterable[str]]) -> None:
         self.registry.register(_CooldownCollector(source))
 

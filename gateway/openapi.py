@@ -34,7 +34,7 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
             "operationId": _operation_id(route),
             "responses": {},
         }
-        parameters = _path_parameters(route.path)
+        parameters = _path_parameters(route.path) + list(route.query)
         if parameters:
             operation["parameters"] = parameters
         if route.auth:
@@ -42,7 +42,7 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
         if route.request_schema is not None:
             operation["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": route.request_schema}},
+                "content": {route.request_media: {"schema": route.request_schema}},
             }
         for status, content in route.responses.items():
             operation["responses"][str(status)] = {"description": "Success", "content": content}

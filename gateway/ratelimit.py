@@ -158,9 +158,11 @@ class RateLimiter:
         return prompt_estimate(body["messages"]) + cap * choices
 
     async def admit(
-        self, key: KeySettings, plan: list[Candidate], chat: ChatRequest
+        self, key: KeySettings, plan: list[Candidate], chat: ChatRequest | None
     ) -> tuple[list[Candidate], Reservation | None]:
         """Reserve budget on the key and on the first plan model that has some.
+
+        ``chat`` sizes the token reservation; without one (a music task) only requests count.
 
         Returns the plan without the models that had none, and the reservation (None when
         nothing limits this request).
@@ -178,7 +180,8 @@ class RateLimiter:
                 continue  # the same model's next deployment: the same budget
             previous = model_id
             model_limits = self._model_limits[model_id]
-            estimate = self.estimate(chat, model_id) if key_limits.tpm or model_limits.tpm else 0
+            wants_tokens = chat is not None and (key_limits.tpm or model_limits.tpm)
+            estimate = self.estimate(chat, model_id) if wants_tokens and chat is not None else 0
             key_demands, key_tokens = key_limits.demands(estimate)
             model_demands, model_tokens = model_limits.demands(estimate)
             admission = await self._store.acquire(key_demands + model_demands, now)

@@ -30,6 +30,8 @@ class Route:
     tag: str
     auth: bool = True
     request_schema: dict[str, Any] | None = None
+    request_media: str = "application/json"
+    query: tuple[dict[str, Any], ...] = ()
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)
     public: bool = True  # listed in /openapi.json
 

@@ -20,9 +20,11 @@ from gateway.settings_schema import ConfigError, Table, child_path
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 from providers.base import ProviderSettings
-from providers.registry import ADAPTERS
+from providers.registry import ADAPTERS, MUSIC_ADAPTERS
 
 CAPABILITIES = ("chat", "chat.stream", "music.text", "music.reference_audio")
+CHAT_CAPABILITIES = frozenset({"chat", "chat.stream"})
+MUSIC_CAPABILITIES = frozenset({"music.text", "music.reference_audio"})
 MODEL_STATUSES = ("available", "preview")
 AUTO_MODEL = "auto"
 
@@ -69,6 +71,30 @@ class IdempotencySettings:
     max_response_bytes: int = 1024 * 1024  # a larger answer is served but not kept
     max_total_bytes: int = 16 * 1024 * 1024  # all kept answers together
     wait_s: float = 30.0  # how long a duplicate waits for the first before 409 in_progress
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Where artifacts (uploads and generated audio) live, and for how long."""
+
+    # A directory on local disk (relative paths are relative to the working directory); replicas
+    # share it as a volume. Files are written to a temporary name and renamed when complete.
+    path: str = "data/artifacts"
+    max_upload_bytes: int = 100 * 1024 * 1024
+    upload_retention_s: float = 86400.0
+    output_retention_s: float = 7 * 86400.0
+    sweep_interval_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """How the task runner drives provider jobs."""
+
+    poll_initial_s: float = 1.0  # first wait between polls; doubles (with jitter) up to poll_max_s
+    poll_max_s: float = 15.0
+    deadline_s: float = 1800.0  # a job still unfinished after this is canceled and failed
+    max_running: int = 64  # jobs driven at once; more wait in ``queued``
+    task_retention_s: float = 7 * 86400.0  # finished task records are kept this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +146,8 @@ class Settings:
     keys: Mapping[str, KeySettings] = field(default_factory=dict)
     limits: LimitSettings = LimitSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    storage: StorageSettings = StorageSettings()
+    tasks: TaskSettings = TaskSettings()
 
 
 def default_config_text() -> str:
@@ -174,8 +202,38 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     }
     limits = _limits(root.table("limits"))
     idempotency = _idempotency(root.table("idempotency"))
+    storage = _storage(root.table("storage"))
+    tasks = _tasks(root.table("tasks"))
     root.done()
-    return Settings(server, relay, providers, models, auto, aliases, keys, limits, idempotency)
+    return Settings(
+        server, relay, providers, models, auto, aliases, keys, limits, idempotency, storage, tasks
+    )
+
+
+def _storage(table: Table) -> StorageSettings:
+    d = StorageSettings()
+    settings = StorageSettings(
+        path=table.text("path", d.path),
+        max_upload_bytes=table.integer("max_upload_bytes", d.max_upload_bytes, 1),
+        upload_retention_s=table.number("upload_retention_s", d.upload_retention_s, 1),
+        output_retention_s=table.number("output_retention_s", d.output_retention_s, 1),
+        sweep_interval_s=table.number("sweep_interval_s", d.sweep_interval_s, 0.01),
+    )
+    table.done()
+    return settings
+
+
+def _tasks(table: Table) -> TaskSettings:
+    d = TaskSettings()
+    settings = TaskSettings(
+        poll_initial_s=table.number("poll_initial_s", d.poll_initial_s, 0.001),
+        poll_max_s=table.number("poll_max_s", d.poll_max_s, 0.001),
+        deadline_s=table.number("deadline_s", d.deadline_s, 0.01),
+        max_running=table.integer("max_running", d.max_running, 1),
+        task_retention_s=table.number("task_retention_s", d.task_retention_s, 1),
+    )
+    table.done()
+    return settings
 
 
 def _limits(table: Table) -> LimitSettings:
@@ -252,7 +310,7 @@ def _relay(table: Table) -> RelaySettings:
 def _provider(name: str, value: Any, path: str, env: Mapping[str, str]) -> ProviderSettings:
     table = Table(value, path)
     kind = table.text("kind")
-    if kind not in ADAPTERS:
+    if kind not in ADAPTERS and kind not in MUSIC_ADAPTERS:
         raise ConfigError(table.at("kind"), f'unknown provider kind "{kind}"')
     base_url = table.text("base_url", None) or ""
     if kind != "local" and not base_url:
@@ -299,6 +357,7 @@ def _model(
             raise ConfigError(
                 f"{table.at('capabilities')}[{index}]", f'unknown capability "{capability}"'
             )
+    _check_adapters_serve(table, deployments, capabilities, providers)
     status = table.text("status", d.status)
     if status not in MODEL_STATUSES:
         raise ConfigError(table.at("status"), 'must be "available" or "preview"')
@@ -316,6 +375,25 @@ def _model(
     )
     table.done()
     return settings
+
+
+def _check_adapters_serve(
+    table: Table,
+    deployments: list[Deployment],
+    capabilities: tuple[str, ...],
+    providers: Mapping[str, ProviderSettings],
+) -> None:
+    """Every deployment's provider must have an adapter for the model's kind of capability."""
+    for deployment in deployments:
+        kind = providers[deployment.provider].kind
+        if CHAT_CAPABILITIES.intersection(capabilities) and kind not in ADAPTERS:
+            raise ConfigError(
+                table.at("capabilities"), f'provider kind "{kind}" does not serve chat'
+            )
+        if MUSIC_CAPABILITIES.intersection(capabilities) and kind not in MUSIC_ADAPTERS:
+            raise ConfigError(
+                table.at("capabilities"), f'provider kind "{kind}" does not serve music'
+            )
 
 
 def _deployment(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -153,7 +154,7 @@ class HttpUpstream:
         """
         data: bytes | aiohttp.Payload | None = payload
         request_headers = dict(headers or {})
-        opened: list[object] = []
+        opened: list[BinaryIO] = []
         if form is not None or files:
             multipart = aiohttp.FormData(default_to_multipart=True)
             for name, value in form or ():
@@ -185,8 +186,8 @@ class HttpUpstream:
         except Exception as exc:
             raise transport_error(exc) from exc
         finally:
-            for handle in opened:
-                handle.close()  # type: ignore[attr-defined]
+            for opened_file in opened:
+                opened_file.close()
 
     async def download(
         self, url: str, on_error: ErrorMapper, headers: Mapping[str, str] | None = None

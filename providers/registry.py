@@ -1,4 +1,8 @@
-"""The adapter registry: the configuration's provider ``kind`` string -> adapter class."""
+"""The adapter registries: the configuration's provider ``kind`` string -> adapter class.
+
+A kind may appear in both (``local`` serves chat and music); a provider of that kind gets one
+adapter of each.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,12 @@ from collections.abc import Callable
 
 from providers.anthropic import AnthropicAdapter
 from providers.base import ChatAdapter, ProviderSettings
+from providers.fal import FalMusicAdapter
 from providers.local import LocalAdapter
+from providers.music_base import MusicAdapter
 from providers.openai_compat import OpenAICompatAdapter
+from providers.replicate import ReplicateMusicAdapter
+from providers.stability import StabilityMusicAdapter
 
 ADAPTERS: dict[str, Callable[[ProviderSettings], ChatAdapter]] = {
     LocalAdapter.kind: LocalAdapter,
@@ -15,6 +23,16 @@ ADAPTERS: dict[str, Callable[[ProviderSettings], ChatAdapter]] = {
     AnthropicAdapter.kind: AnthropicAdapter,
 }
 
+MUSIC_ADAPTERS: dict[str, Callable[[ProviderSettings], MusicAdapter]] = {
+    FalMusicAdapter.kind: FalMusicAdapter,
+    ReplicateMusicAdapter.kind: ReplicateMusicAdapter,
+    StabilityMusicAdapter.kind: StabilityMusicAdapter,
+}
+
 
 def build_adapter(settings: ProviderSettings) -> ChatAdapter:
     return ADAPTERS[settings.kind](settings)
+
+
+def build_music_adapter(settings: ProviderSettings) -> MusicAdapter:
+    return MUSIC_ADAPTERS[settings.kind](settings)

@@ -127,11 +127,16 @@ GatewayFactory = Callable[..., UvicornServer]
 
 
 @pytest.fixture
-def gateway_factory() -> Iterator[GatewayFactory]:
-    """Start real gateway servers from config dicts; all are stopped after the test."""
+def gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayFactory]:
+    """Start real gateway servers from config dicts; all are stopped after the test.
+
+    Each server stores artifacts in a fresh temporary directory unless the config names one.
+    """
     servers: list[UvicornServer] = []
 
     def start(config: dict[str, Any], **app_options: Any) -> UvicornServer:
+        config = {**config, "storage": dict(config.get("storage", {}))}
+        config["storage"].setdefault("path", str(tmp_path_factory.mktemp("artifacts")))
         settings = settings_from_dict(config, TEST_ENV)
         server = UvicornServer(create_app(settings, **app_options)).start()
         servers.append(server)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class CooldownStore(Protocol):
@@ -101,3 +101,97 @@ class IdempotencyStore(Protocol):
 
     async def release(self, scope: str) -> None:
         """Forget an in-progress key (a retryable failure): a retry really runs again."""
+
+
+@dataclass(slots=True)
+class Artifact:
+    """One stored file's record: an upload or a generated output. Times are Unix seconds."""
+
+    artifact_id: str
+    owner: str  # the API key's name
+    kind: str  # "upload" | "output"
+    filename: str
+    content_type: str
+    bytes: int
+    sha256: str
+    created_at: int
+    expires_at: int
+    duration_seconds: float | None = None
+    task_id: str | None = None  # the task that produced an output
+
+
+class ArtifactIndex(Protocol):
+    """Artifact records; the bytes live in ``gateway.artifacts.ArtifactFiles``."""
+
+    async def put(self, artifact: Artifact) -> None: ...
+
+    async def get(self, artifact_id: str) -> Artifact | None: ...
+
+    async def delete(self, artifact_id: str) -> None: ...
+
+    async def expired(self, now: int, limit: int) -> list[Artifact]:
+        """Up to ``limit`` records whose ``expires_at`` has passed."""
+
+
+TERMINAL_TASK_STATES = frozenset({"succeeded", "failed", "canceled"})
+
+
+@dataclass(slots=True)
+class Task:
+    """One async task's record: the public fields plus what the runner needs to drive it."""
+
+    task_id: str  # time-ordered: a later task has a larger id
+    owner: str
+    type: str  # "music.text" | "music.reference_audio"
+    status: str  # queued | running | succeeded | failed | canceled
+    model: str
+    created_at: int
+    updated_at: int
+    params: dict[str, Any]  # the validated request, as the runner rebuilds it
+    request_id: str
+    progress: float | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    provider: str | None = None
+    job: dict[str, Any] | None = None  # the provider's job handle once submitted
+    finished_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    tasks: list[Task]
+    next_cursor: str | None
+
+
+class TaskStore(Protocol):
+    """Task records, listed per owner newest first; changes are conditional on the status."""
+
+    async def create(self, task: Task) -> None: ...
+
+    async def get(self, task_id: str) -> Task | None: ...
+
+    async def update(
+        self, task_id: str, expect: frozenset[str], changes: dict[str, Any]
+    ) -> Task | None:
+        """Apply ``changes`` only if the task's status is in ``expect``; the new record or None.
+
+        This is what makes cancel final: the runner's later writes expect a running task, so a
+        result that arrives after a cancel is not recorded.
+        """
+
+    async def page(
+        self,
+        owner: str,
+        *,
+        status: str | None,
+        type: str | None,
+        after: str | None,
+        limit: int,
+    ) -> TaskPage:
+        """The owner's tasks, newest first, starting after the task id ``after``."""
+
+    async def unfinished(self) -> list[Task]:
+        """Every task still queued or running (for shutdown and for picking work up)."""
+
+    async def prune(self, finished_before: int) -> int:
+        """Forget finished tasks older than ``finished_before``; how many went."""

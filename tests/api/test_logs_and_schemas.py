@@ -11,7 +11,7 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.conftest import DEV_KEY, OPENAI_SECRET, CapturedLogs, Upstream, auth
+from tests.conftest import DEV_KEY, OPENAI_SECRET, CapturedLogs, Upstream, auth, wait_until
 from tests.fakes.server import UvicornServer
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
@@ -79,7 +79,13 @@ def test_one_access_line_per_request_without_secrets_or_text(
     )
     assert response.status_code == 200
     httpx.post(gateway.url + CHAT, json=body("auto"), headers=auth("wrong-" + DEV_KEY))
-    lines = [line for line in logs.lines() if line["event"] == "request"]
+
+    def access_lines() -> list[dict[str, Any]]:
+        return [line for line in logs.lines() if line["event"] == "request"]
+
+    # The line is written once the response is sent, so it may trail the client's read.
+    wait_until(lambda: len(access_lines()) >= 2)
+    lines = access_lines()
     assert len(lines) == 2
     ok, denied = lines
     assert ok["request_id"] == "log-me" and ok["status"] == 200 and ok["key"] == "dev"

@@ -1,0 +1,345 @@
+"""A fake Replicate HTTP API (predictions, files, output delivery) with switchable faults.
+
+The wire format it speaks, as Replicate documents it (replicate.com/docs, HTTP API reference):
+
+* ``Authorization: Bearer <token>``; otherwise 401 ``{"title": "Unauthenticated", ...}``.
+* ``POST /v1/models/{owner}/{name}/predictions`` ``{"input": {...}}`` (official models) or
+  ``POST /v1/predictions`` ``{"version": "<id>" | "owner/name:<id>", "input": {...}}``; both
+  answer 201 with a prediction ``{id, model, version, input, logs, output, error, status,
+  data_removed, created_at, started_at, completed_at, urls: {get, cancel, web}, metrics}``.
+* ``GET /v1/predictions/{id}``; ``POST /v1/predictions/{id}/cancel`` answers the prediction.
+* ``status``: starting -> processing -> succeeded | failed | canceled. MusicGen's ``output`` is a
+  URI string (a delivery URL that stops working after an hour).
+* ``POST /v1/files`` multipart, file part ``content`` -> 201 ``{id, name, content_type, size,
+  etag, checksums, metadata, created_at, expires_at, urls: {get}}``.
+* Errors are problem+json ``{"title", "detail", "status"}``; 422 when the input fails the
+  model's schema (``invalid_fields`` lists them); 429 ``{"detail": "Request was throttled..."}``.
+* MusicGen input: prompt, model_version (stereo-melody-large, stereo-large, melody-large, large),
+  input_audio, duration (integer, max 30), continuation, continuation_start/end,
+  normalization_strategy (loudness, clip, peak, rms), output_format (wav, mp3), seed, top_k,
+  top_p, temperature, classifier_free_guidance.
+
+Predictions advance one step per poll: ``plan.starting_polls`` polls answer ``starting``, the
+next ``plan.processing_polls`` answer ``processing``, then the prediction is finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import math
+import struct
+import wave
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiohttp import BodyPartReader, web
+
+from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
+
+MODEL = "meta/musicgen"
+VERSION = "7be0f12c54a8d033a0fbd14418c9af98962da9a86f5ff7811f9b3423a1f0b7d7"
+MODEL_VERSIONS = frozenset({"stereo-melody-large", "stereo-large", "melody-large", "large"})
+NORMALIZATION = frozenset({"loudness", "clip", "peak", "rms"})
+MAX_DURATION = 30
+_ids = itertools.count(1)
+
+
+class ReplicatePlan(FaultPlan):
+    """Faults (``push``) plus Replicate-specific switches and what the fake saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restore_switches()
+
+    def reset(self) -> None:
+        super().reset()
+        self.restore_switches()
+
+    def restore_switches(self) -> None:
+        self.starting_polls = 1
+        self.processing_polls = 1
+        self.fail_with: str | None = None  # predictions created meanwhile end failed with this
+        self.expired_status: int | None = None  # output downloads answer this (404, 410)
+        self.output_as_list = False  # ``output`` as ``[url]`` instead of ``url``
+        self.output_origin: str | None = None  # host of output URLs; default: the fake's own
+        self.cancels: list[str] = []  # prediction ids whose cancel reached the fake
+        self.uploads: list[dict[str, Any]] = []  # files created with POST /v1/files
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
+    body = {"title": title, "detail": detail, "status": status, **extra}
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def not_found() -> web.Response:
+    return problem(404, "Not found", "The requested resource could not be found.")
+
+
+def wav_bytes(seconds: float = 0.05, rate: int = 8000) -> bytes:
+    """A short, valid mono 16-bit WAV (a 440 Hz tone)."""
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+        for i in range(int(seconds * rate))
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return buffer.getvalue()
+
+
+def mp3_bytes(frames: int = 4) -> bytes:
+    """Silent MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz, mono): 417 bytes each."""
+    return (b"\xff\xfb\x90\xc4" + bytes(413)) * frames
+
+
+def _now(offset: float = 0.0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=offset)).isoformat().replace("+00:00", "Z")
+
+
+def _one_of(allowed: frozenset[str]) -> tuple[Callable[[Any], bool], str]:
+    return (lambda value: value is None or value in allowed), "Must be one of: " + ", ".join(
+        sorted(allowed)
+    )
+
+
+# MusicGen's input schema, as far as the fake checks it: (field, check, complaint).
+_SCHEMA: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("prompt", lambda v: v is None or isinstance(v, str), "Must be a string"),
+    (
+        "duration",
+        lambda v: v is None or (isinstance(v, int) and 1 <= v <= MAX_DURATION),
+        f"Must be an integer between 1 and {MAX_DURATION}",
+    ),
+    ("model_version", *_one_of(MODEL_VERSIONS)),
+    ("output_format", *_one_of(frozenset({"wav", "mp3"}))),
+    ("normalization_strategy", *_one_of(NORMALIZATION)),
+    ("input_audio", lambda v: v is None or str(v).startswith(("data:", "http")), "Must be a URI"),
+)
+
+
+def _invalid_fields(model_input: Any) -> list[dict[str, str]]:
+    """The fields of MusicGen's input that break its schema."""
+    if not isinstance(model_input, dict):
+        return [{"type": "type", "field": "input", "description": "Must be an object"}]
+    return [
+        {"type": "invalid", "field": f"input.{name}", "description": complaint}
+        for name, check, complaint in _SCHEMA
+        if not check(model_input.get(name))
+    ]
+
+
+def make_app(plan: ReplicatePlan, api_key: str | None = None) -> web.Application:
+    predictions: dict[str, dict[str, Any]] = {}
+
+    async def enter(request: web.Request, body: Any, *, auth: bool = True) -> web.Response | None:
+        """Record the request and apply auth and the next fault; a response short-circuits."""
+        plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        fault = plan.take()
+        if auth and api_key and request.headers.get("authorization") != f"Bearer {api_key}":
+            return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
+        if fault.name == "reset":
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response()
+        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
+            return web.Response()
+        if fault.name == "malformed":
+            return web.Response(body=b'{"id": "x", "status": ', content_type="application/json")
+        if fault.name == "status":
+            return _fault_response(fault)
+        return None
+
+    def origin(request: web.Request) -> str:
+        return plan.output_origin or f"{request.scheme}://{request.host}"
+
+    def public(prediction: dict[str, Any], status: int = 200) -> web.Response:
+        shown = {k: v for k, v in prediction.items() if not k.startswith("_")}
+        return web.json_response(shown, status=status)
+
+    async def create(request: web.Request, version: str | None) -> web.Response:
+        body = orjson.loads(await request.read() or b"{}")
+        early = await enter(request, body)
+        if early is not None:
+            return early
+        if version is None:
+            version = str(body.get("version", "")).rsplit(":", 1)[-1]
+            if version != VERSION:
+                return problem(
+                    422,
+                    "Invalid version or not permitted",
+                    "The specified version does not exist (or perhaps you don't have permission"
+                    " to use it?)",
+                )
+        invalid = _invalid_fields(body.get("input"))
+        if invalid:
+            detail = "".join(f"- {f['field']}: {f['description']}\n" for f in invalid)
+            return problem(422, "Input validation failed", detail, invalid_fields=invalid)
+        prediction_id = f"fk{next(_ids):06d}" + "q" * 18
+        api = f"{request.scheme}://{request.host}/v1/predictions/{prediction_id}"
+        prediction: dict[str, Any] = {
+            "id": prediction_id,
+            "model": MODEL,
+            "version": version,
+            "input": body["input"],
+            "logs": "",
+            "output": None,
+            "data_removed": False,
+            "error": None,
+            "status": "starting",
+            "created_at": _now(),
+            "started_at": None,
+            "completed_at": None,
+            "urls": {
+                "get": api,
+                "cancel": f"{api}/cancel",
+                "web": f"https://replicate.com/p/{prediction_id}",
+            },
+            "_polls": 0,
+            "_fail_with": plan.fail_with,
+            "_origin": origin(request),
+        }
+        predictions[prediction_id] = prediction
+        return public(prediction, status=201)
+
+    async def create_for_model(request: web.Request) -> web.Response:
+        name = f"{request.match_info['owner']}/{request.match_info['name']}"
+        if name != MODEL:
+            return await enter(request, None) or not_found()
+        return await create(request, VERSION)
+
+    async def create_for_version(request: web.Request) -> web.Response:
+        return await create(request, None)
+
+    async def get_prediction(request: web.Request) -> web.Response:
+        early = await enter(request, None)
+        if early is not None:
+            return early
+        prediction = predictions.get(request.match_info["id"])
+        if prediction is None:
+            return not_found()
+        _advance(prediction, plan)
+        return public(prediction)
+
+    async def cancel_prediction(request: web.Request) -> web.Response:
+        early = await enter(request, None)
+        if early is not None:
+            return early
+        prediction = predictions.get(request.match_info["id"])
+        if prediction is None:
+            return not_found()
+        plan.cancels.append(prediction["id"])
+        if prediction["status"] in ("starting", "processing"):
+            prediction.update(status="canceled", completed_at=_now())
+        return public(prediction)
+
+    async def create_file(request: web.Request) -> web.Response:
+        summary: dict[str, Any] = {"parts": []}
+        content: bytes | None = None
+        part_info: dict[str, Any] = {}
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue  # nested multipart: not something Replicate's upload takes
+            data = await part.read()
+            info = {
+                "name": part.name,
+                "filename": part.filename,
+                "content_type": part.headers.get("content-type"),
+                "size": len(data),
+            }
+            summary["parts"].append(info)
+            if part.name == "content":
+                content, part_info = bytes(data), info
+        early = await enter(request, summary)
+        if early is not None:
+            return early
+        if content is None:
+            return problem(400, "Bad request", "Missing file part 'content'")
+        file_id = f"file{next(_ids):06d}"
+        plan.uploads.append({**part_info, "id": file_id})
+        get_url = f"{request.scheme}://{request.host}/v1/files/{file_id}"
+        return web.json_response(
+            {
+                "id": file_id,
+                "name": part_info["filename"],
+                "content_type": part_info["content_type"] or "application/octet-stream",
+                "size": len(content),
+                "etag": hashlib.md5(content, usedforsecurity=False).hexdigest(),
+                "checksums": {"sha256": hashlib.sha256(content).hexdigest()},
+                "metadata": {},
+                "created_at": _now(),
+                "expires_at": _now(86400),
+                "urls": {"get": get_url},
+            },
+            status=201,
+        )
+
+    async def delivery(request: web.Request) -> web.Response:
+        # Delivery URLs are signed and public: no token needed (its presence is recorded).
+        early = await enter(request, None, auth=False)
+        if early is not None:
+            return early
+        if plan.expired_status is not None or request.match_info["id"] not in predictions:
+            return web.Response(status=plan.expired_status or 404, text="Not Found")
+        if request.match_info["ext"] == "mp3":
+            return web.Response(body=mp3_bytes(), content_type="audio/mpeg")
+        return web.Response(body=wav_bytes(), content_type="audio/wav")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/predictions", create_for_version)
+    app.router.add_post("/v1/models/{owner}/{name}/predictions", create_for_model)
+    app.router.add_get("/v1/predictions/{id}", get_prediction)
+    app.router.add_post("/v1/predictions/{id}/cancel", cancel_prediction)
+    app.router.add_post("/v1/files", create_file)
+    app.router.add_get("/files/{id}/output.{ext}", delivery)
+    return app
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    if fault.status == 429:
+        detail = "Request was throttled. Expected available in 1 second."
+        response = problem(429, "Request was throttled", detail)
+    elif fault.status == 422:
+        response = problem(422, "Input validation failed", fault.message)
+    else:
+        response = problem(fault.status, "Error", fault.message)
+    response.headers.update(fault.headers)
+    return response
+
+
+def _advance(prediction: dict[str, Any], plan: ReplicatePlan) -> None:
+    """One poll's worth of progress, unless the prediction already finished."""
+    if prediction["status"] in ("succeeded", "failed", "canceled"):
+        return
+    prediction["_polls"] += 1
+    polls = prediction["_polls"]
+    if polls <= plan.starting_polls:
+        return
+    if polls <= plan.starting_polls + plan.processing_polls:
+        step = polls - plan.starting_polls
+        percent = int(100 * step / (plan.processing_polls + 1))
+        prediction.update(
+            status="processing",
+            started_at=prediction["started_at"] or _now(),
+            logs=f"Using seed: 42\n{percent:3d}%|#####     | {percent}/100 [00:01<00:01]\n",
+        )
+        return
+    prediction.update(started_at=prediction["started_at"] or _now(), completed_at=_now())
+    prediction["metrics"] = {"predict_time": 0.01, "total_time": 0.02}
+    if prediction["_fail_with"]:
+        prediction.update(status="failed", error=prediction["_fail_with"])
+        return
+    extension = prediction["input"].get("output_format", "wav")
+    url = f"{prediction['_origin']}/files/{prediction['id']}/output.{extension}"
+    prediction.update(
+        status="succeeded",
+        output=[url] if plan.output_as_list else url,
+        logs=prediction["logs"] + "100%|##########| 100/100 [00:02<00:00]\n",
+    )

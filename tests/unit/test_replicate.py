@@ -1,0 +1,483 @@
+"""The Replicate MusicGen adapter: pure wire translation, and the adapter against the fake."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import wave
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+
+from providers.base import ProviderSettings, UpstreamError
+from providers.music_base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
+from providers.replicate import ReplicateMusicAdapter
+from providers.replicate_wire import (
+    ModelRef,
+    MusicgenConfig,
+    build_input,
+    content_type_of,
+    create_request,
+    data_url,
+    download_error,
+    error_from_response,
+    failure_error,
+    job_from_prediction,
+    parse_model_ref,
+    parse_prediction,
+    parse_progress,
+    status_from_prediction,
+)
+from tests.fakes.replicate_upstream import VERSION, ReplicatePlan, make_app, wav_bytes
+from tests.fakes.server import serve_aiohttp
+
+KEY = "r8_fake_token_for_tests"
+T = TypeVar("T")
+
+
+def music(**changes: Any) -> MusicRequest:
+    fields: dict[str, Any] = {
+        "upstream_model": "meta/musicgen",
+        "request_id": "req_1",
+        "task_id": "task_1",
+        "prompt": "lo-fi beat with warm keys",
+        "duration_seconds": 7.6,
+        "format": "wav",
+    }
+    fields.update(changes)
+    return MusicRequest(**fields)
+
+
+def reference(path: Path, mode: str) -> ReferenceAudio:
+    return ReferenceAudio(path, "audio/wav", path.name, path.stat().st_size, mode)
+
+
+def prediction(status: str, **fields: Any) -> dict[str, Any]:
+    """A prediction body shaped like Replicate's documented answer."""
+    base = "https://api.replicate.com/v1/predictions/gm3qorzdhgbfurvjtvhg6dckhu"
+    body: dict[str, Any] = {
+        "id": "gm3qorzdhgbfurvjtvhg6dckhu",
+        "model": "meta/musicgen",
+        "version": VERSION,
+        "input": {"prompt": "lo-fi beat", "duration": 8},
+        "logs": "",
+        "output": None,
+        "data_removed": False,
+        "error": None,
+        "status": status,
+        "created_at": "2024-05-01T10:00:00.000Z",
+        "urls": {"get": base, "cancel": f"{base}/cancel", "web": "https://replicate.com/p/x"},
+    }
+    body.update(fields)
+    return body
+
+
+# ---- pure translation ----------------------------------------------------------------------
+
+
+def test_model_references() -> None:
+    assert parse_model_ref("meta/musicgen") == ModelRef("meta", "musicgen")
+    assert parse_model_ref(f"meta/musicgen:{VERSION}") == ModelRef("meta", "musicgen", VERSION)
+    for bad in ("musicgen", "meta/musicgen:", "a/b/c", ""):
+        with pytest.raises(UpstreamError) as caught:
+            parse_model_ref(bad)
+        assert caught.value.kind == "server"
+
+
+def test_create_request_uses_the_models_endpoint_or_the_pinned_version() -> None:
+    path, body = create_request(ModelRef("meta", "musicgen"), {"prompt": "x"}, "/v1")
+    assert path == "/v1/models/meta/musicgen/predictions"
+    assert orjson.loads(body) == {"input": {"prompt": "x"}}
+    path, body = create_request(ModelRef("meta", "musicgen", VERSION), {"prompt": "x"}, "")
+    assert path == "/predictions"
+    assert orjson.loads(body) == {"version": VERSION, "input": {"prompt": "x"}}
+
+
+def test_text_only_input() -> None:
+    config = MusicgenConfig.from_options(
+        {"normalization_strategy": "peak", "temperature": 0.9, "top_k": 200, "top_p": None}
+    )
+    body = build_input(music(seed=7, format="mp3"), config, None)
+    assert body == {
+        "prompt": "lo-fi beat with warm keys",
+        "duration": 8,
+        "output_format": "mp3",
+        "model_version": "stereo-melody-large",
+        "normalization_strategy": "peak",
+        "temperature": 0.9,
+        "top_k": 200,
+        "seed": 7,
+    }
+    assert build_input(music(duration_seconds=0.2), MusicgenConfig(), None)["duration"] == 1
+
+
+def test_reference_modes_choose_model_and_continuation(tmp_path: Path) -> None:
+    clip = tmp_path / "ref.wav"
+    clip.write_bytes(wav_bytes())
+    config = MusicgenConfig(model_version="large", melody_model_version="melody-large")
+    melody = build_input(music(reference=reference(clip, "melody")), config, "data:x")
+    assert melody["model_version"] == "melody-large"
+    assert melody["continuation"] is False and melody["input_audio"] == "data:x"
+    cont = build_input(music(reference=reference(clip, "continuation")), config, "https://f/1")
+    assert cont["model_version"] == "large"
+    assert cont["continuation"] is True and cont["input_audio"] == "https://f/1"
+
+
+def test_unsupported_requests_are_the_clients_mistake(tmp_path: Path) -> None:
+    clip = tmp_path / "ref.wav"
+    clip.write_bytes(wav_bytes())
+    for request in (
+        music(lyrics="la la la"),
+        music(format="flac"),
+        music(reference=reference(clip, "remix")),
+    ):
+        with pytest.raises(UpstreamError) as caught:
+            build_input(request, MusicgenConfig(), "data:x")
+        assert caught.value.kind == "client_error"
+
+
+def test_states_map_to_task_states() -> None:
+    assert status_from_prediction(prediction("starting"), "wav") == MusicStatus("queued")
+    running = status_from_prediction(
+        prediction("processing", logs="Using seed: 1\n 12%|#  | 3/25\n 45%|####5 | 677/1500"),
+        "wav",
+    )
+    assert running.state == "running" and running.progress == 0.45
+    assert status_from_prediction(prediction("canceled"), "wav").state == "canceled"
+    aborted = status_from_prediction(prediction("aborted"), "wav")
+    assert aborted.state == "failed" and aborted.error is not None
+    assert aborted.error.kind == "server"
+    with pytest.raises(UpstreamError):
+        status_from_prediction(prediction("paused"), "wav")
+
+
+def test_succeeded_outputs_string_or_list() -> None:
+    url = "https://replicate.delivery/pbxt/abc/out.mp3"
+    done = status_from_prediction(prediction("succeeded", output=url), "wav")
+    assert done.state == "succeeded" and done.progress == 1.0
+    assert done.outputs == (MusicOutput(content_type="audio/mpeg", url=url),)
+    listed = status_from_prediction(prediction("succeeded", output=[url, url]), "mp3")
+    assert len(listed.outputs) == 2
+    no_extension = status_from_prediction(prediction("succeeded", output="https://x/f"), "wav")
+    assert no_extension.outputs[0].content_type == "audio/wav"
+    for empty in ({"output": None}, {"output": url, "data_removed": True}):
+        gone = status_from_prediction(prediction("succeeded", **empty), "wav")
+        assert gone.state == "failed" and gone.error is not None
+
+
+def test_failed_predictions_blame_the_input_only_when_it_says_so() -> None:
+    bad_audio = failure_error("ValueError: could not decode input_audio at https://x.io/a.wav")
+    assert bad_audio.kind == "client_error"
+    assert "x.io" not in bad_audio.message and "[url]" in bad_audio.message
+    oom = status_from_prediction(prediction("failed", error="CUDA out of memory"), "wav")
+    assert oom.state == "failed" and oom.error is not None
+    assert oom.error.kind == "server" and oom.error.message == "CUDA out of memory"
+    assert failure_error(None).kind == "server"
+    assert failure_error("CUDA error: invalid device function").kind == "server"
+    assert failure_error("Input validation failed: duration must be <= 30").kind == "client_error"
+
+
+def test_job_keeps_the_urls_and_finishes_early_when_already_done() -> None:
+    job = job_from_prediction(prediction("starting"), "wav", "/v1")
+    assert job.job_id == "gm3qorzdhgbfurvjtvhg6dckhu" and job.done is None
+    assert job.data == {
+        "get": "https://api.replicate.com/v1/predictions/gm3qorzdhgbfurvjtvhg6dckhu",
+        "cancel": "https://api.replicate.com/v1/predictions/gm3qorzdhgbfurvjtvhg6dckhu/cancel",
+        "format": "wav",
+    }
+    bare = job_from_prediction({"id": "p1", "status": "starting"}, "mp3", "/v1")
+    assert bare.data["get"] == "/v1/predictions/p1"
+    assert bare.data["cancel"] == "/v1/predictions/p1/cancel"
+    done = job_from_prediction(prediction("succeeded", output="https://d/o.wav"), "wav", "/v1")
+    assert done.done is not None and done.done.state == "succeeded"
+
+
+def test_malformed_predictions() -> None:
+    for raw in (b"{oops", b"[1]", b'{"id": "x"}', b'{"status": "starting"}'):
+        with pytest.raises(UpstreamError) as caught:
+            parse_prediction(raw)
+        assert caught.value.kind == "server"
+
+
+THROTTLED = "Request was throttled."
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "kind", "retry_after"),
+    [
+        (401, {"title": "Unauthenticated", "detail": "No token"}, {}, "auth", None),
+        (
+            422,
+            {"title": "Input validation failed", "detail": "- input.x"},
+            {},
+            "client_error",
+            None,
+        ),
+        (429, {"detail": f"{THROTTLED} Expected available in 3 seconds."}, {}, "rate_limited", 3.0),
+        (429, {"detail": f"{THROTTLED} Your rate limit resets in ~30s."}, {}, "rate_limited", 30.0),
+        (429, {"detail": THROTTLED}, {"retry-after": "7"}, "rate_limited", 7.0),
+        (404, {"title": "Not found", "detail": "Not found."}, {}, "server", None),
+        (500, {"title": "Internal Server Error"}, {}, "server", None),
+    ],
+)
+def test_problem_bodies_are_classified(
+    status: int, body: dict[str, Any], headers: dict[str, str], kind: str, retry_after: float | None
+) -> None:
+    error = error_from_response(status, orjson.dumps(body), headers)
+    assert error.kind == kind and error.retry_after == retry_after and error.status == status
+    if kind == "client_error":
+        assert error.message == "- input.x"
+
+
+def test_expired_output_urls() -> None:
+    for status in (403, 404, 410):
+        error = download_error(status, b"Not Found", {})
+        assert error.kind == "server" and "expired" in error.message
+    assert "expired" not in download_error(500, b"", {}).message
+
+
+def test_data_url_content_type_and_progress() -> None:
+    assert (
+        data_url("audio/wav", b"RIFF")
+        == "data:audio/wav;base64," + base64.b64encode(b"RIFF").decode()
+    )
+    assert content_type_of("https://d/out.WAV?sig=1", "mp3") == "audio/wav"
+    assert parse_progress(None) is None and parse_progress("no bar") is None
+
+
+# ---- the adapter against the fake, over real HTTP ------------------------------------------
+
+
+def against_fake(
+    plan: ReplicatePlan,
+    scenario: Callable[[ReplicateMusicAdapter, str], Awaitable[T]],
+    *,
+    api_key: str | None = KEY,
+    options: Mapping[str, Any] | None = None,
+) -> T:
+    with serve_aiohttp(make_app(plan, api_key=KEY)) as url:
+        settings = ProviderSettings(
+            name="replicate", kind="replicate", base_url=url, api_key=api_key,
+            options=dict(options or {}),
+        )  # fmt: skip
+
+        async def main() -> T:
+            adapter = ReplicateMusicAdapter(settings)
+            await adapter.start()
+            try:
+                return await scenario(adapter, url)
+            finally:
+                await adapter.close()
+
+        return asyncio.run(main())
+
+
+async def finish(adapter: ReplicateMusicAdapter, job: MusicJob) -> MusicStatus:
+    for _ in range(10):
+        status = await adapter.poll(job)
+        if status.state in ("succeeded", "failed", "canceled"):
+            return status
+    raise AssertionError("the fake never finished")
+
+
+async def fetch(adapter: ReplicateMusicAdapter, output: MusicOutput) -> bytes:
+    return b"".join([chunk async for chunk in adapter.download(output)])
+
+
+def test_generates_downloads_and_reports_each_state() -> None:
+    plan = ReplicatePlan()
+    plan.processing_polls = 2
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> tuple[list[str], bytes]:
+        job = await adapter.submit(music(seed=3))
+        states: list[str] = [(await adapter.poll(job)).state for _ in range(3)]
+        final = await adapter.poll(job)
+        states.append(final.state)
+        return states, await fetch(adapter, final.outputs[0])
+
+    states, audio = against_fake(plan, scenario)
+    assert states == ["queued", "running", "running", "succeeded"]
+    with wave.open(io.BytesIO(audio)) as parsed:
+        assert parsed.getnframes() > 0
+    create = plan.requests[0]
+    assert create.path == "/v1/models/meta/musicgen/predictions"
+    assert create.headers["authorization"] == f"Bearer {KEY}"
+    assert create.body["input"]["duration"] == 8 and create.body["input"]["seed"] == 3
+    assert all(r.headers.get("authorization") == f"Bearer {KEY}" for r in plan.requests)
+
+
+def test_pinned_version_mp3_and_list_output() -> None:
+    plan = ReplicatePlan()
+    plan.starting_polls = plan.processing_polls = 0
+    plan.output_as_list = True
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> tuple[MusicStatus, bytes]:
+        job = await adapter.submit(music(upstream_model=f"meta/musicgen:{VERSION}", format="mp3"))
+        status = await finish(adapter, job)
+        return status, await fetch(adapter, status.outputs[0])
+
+    status, audio = against_fake(plan, scenario)
+    assert plan.requests[0].path == "/v1/predictions"
+    assert plan.requests[0].body["version"] == VERSION
+    assert status.outputs[0].content_type == "audio/mpeg" and audio.startswith(b"\xff\xfb")
+
+
+def test_small_reference_is_inlined_as_a_data_url(tmp_path: Path) -> None:
+    clip = tmp_path / "hum.wav"
+    clip.write_bytes(wav_bytes())
+    plan = ReplicatePlan()
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> MusicJob:
+        return await adapter.submit(music(reference=reference(clip, "melody")))
+
+    against_fake(plan, scenario)
+    assert [r.path for r in plan.requests] == ["/v1/models/meta/musicgen/predictions"]
+    sent = plan.requests[0].body["input"]
+    assert sent["input_audio"] == data_url("audio/wav", clip.read_bytes())
+    assert sent["continuation"] is False and sent["model_version"] == "stereo-melody-large"
+
+
+def test_large_reference_is_uploaded_with_the_files_api(tmp_path: Path) -> None:
+    clip = tmp_path / "intro.wav"
+    clip.write_bytes(wav_bytes(seconds=0.2))
+    plan = ReplicatePlan()
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> tuple[str, MusicStatus]:
+        job = await adapter.submit(music(reference=reference(clip, "continuation")))
+        return url, await finish(adapter, job)
+
+    url, status = against_fake(plan, scenario, options={"inline_reference_max_bytes": 1024})
+    upload, create = plan.requests[0], plan.requests[1]
+    assert upload.path == "/v1/files" and upload.headers["authorization"] == f"Bearer {KEY}"
+    [uploaded] = plan.uploads
+    assert uploaded["name"] == "content" and uploaded["filename"] == "intro.wav"
+    assert uploaded["content_type"] == "audio/wav" and uploaded["size"] == clip.stat().st_size
+    assert create.body["input"]["continuation"] is True
+    assert create.body["input"]["input_audio"] == f"{url}/v1/files/{uploaded['id']}"
+    assert status.state == "succeeded"
+
+
+def test_cancel_reaches_the_provider() -> None:
+    plan = ReplicatePlan()
+    plan.starting_polls = 5
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> tuple[str, MusicStatus]:
+        job = await adapter.submit(music())
+        await adapter.cancel(job)
+        return job.job_id, await adapter.poll(job)
+
+    job_id, status = against_fake(plan, scenario)
+    assert plan.cancels == [job_id] and status.state == "canceled"
+    assert plan.requests[1].path == f"/v1/predictions/{job_id}/cancel"
+
+
+def test_output_on_another_host_never_sees_the_token() -> None:
+    plan = ReplicatePlan()
+    plan.starting_polls = plan.processing_polls = 0
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> bytes:
+        plan.output_origin = url.replace("127.0.0.1", "localhost")
+        status = await finish(adapter, await adapter.submit(music()))
+        return await fetch(adapter, status.outputs[0])
+
+    audio = against_fake(plan, scenario)
+    assert audio.startswith(b"RIFF")
+    delivery = plan.requests[-1]
+    assert delivery.path.startswith("/files/") and "authorization" not in delivery.headers
+
+
+def submit_error(plan: ReplicatePlan, request: MusicRequest, **kw: Any) -> UpstreamError:
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> UpstreamError:
+        with pytest.raises(UpstreamError) as caught:
+            await adapter.submit(request)
+        return caught.value
+
+    return against_fake(plan, scenario, **kw)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "retry_after"),
+    [
+        ({"status": 422, "message": "- input.prompt: Must be a string\n"}, "client_error", None),
+        ({"status": 429, "headers": {"Retry-After": "2"}}, "rate_limited", 2.0),
+        ({"status": 429}, "rate_limited", 1.0),
+        ({"status": 500}, "server", None),
+        ({"status": 503}, "server", None),
+    ],
+)
+def test_http_faults_on_create(fault: dict[str, Any], kind: str, retry_after: float | None) -> None:
+    plan = ReplicatePlan()
+    plan.push("status", **fault)
+    error = submit_error(plan, music())
+    assert error.kind == kind and error.retry_after == retry_after
+    if kind == "client_error":
+        assert "input.prompt" in error.message
+
+
+def test_wrong_key_schema_errors_transport_failures() -> None:
+    plan = ReplicatePlan()
+    assert submit_error(plan, music(), api_key="r8_wrong_token_value").kind == "auth"
+    too_long = submit_error(plan, music(duration_seconds=45))
+    assert too_long.kind == "client_error" and "input.duration" in too_long.message
+    unknown = submit_error(plan, music(upstream_model="meta/not-musicgen"))
+    assert unknown.kind == "server" and unknown.status == 404
+    plan.push("reset")
+    assert submit_error(plan, music()).kind == "connect"
+    plan.push("malformed")
+    assert submit_error(plan, music()).kind == "server"
+
+
+def test_poll_errors_and_urls_on_foreign_hosts() -> None:
+    plan = ReplicatePlan()
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> tuple[str, MusicStatus]:
+        job = await adapter.submit(music())
+        plan.push("status", status=429, headers={"Retry-After": "3"})
+        with pytest.raises(UpstreamError) as caught:
+            await adapter.poll(job)
+        assert caught.value.kind == "rate_limited" and caught.value.retry_after == 3.0
+        # A status URL on another host is not followed: the token stays on the API's host.
+        job.data["get"] = "https://elsewhere.example/v1/predictions/" + job.job_id
+        return job.job_id, await adapter.poll(job)
+
+    job_id, status = against_fake(plan, scenario)
+    assert status.state == "queued"
+    assert plan.requests[-1].path == f"/v1/predictions/{job_id}"
+
+
+def test_failed_prediction_and_expired_output() -> None:
+    plan = ReplicatePlan()
+    plan.starting_polls = plan.processing_polls = 0
+
+    async def scenario(adapter: ReplicateMusicAdapter, url: str) -> tuple[MusicStatus, str]:
+        plan.fail_with = "Invalid input_audio: could not decode the file"
+        failed = await finish(adapter, await adapter.submit(music()))
+        plan.fail_with = None
+        done = await finish(adapter, await adapter.submit(music()))
+        plan.expired_status = 410
+        with pytest.raises(UpstreamError) as caught:
+            await fetch(adapter, done.outputs[0])
+        return failed, caught.value.message
+
+    failed, expired = against_fake(plan, scenario)
+    assert failed.state == "failed" and failed.error is not None
+    assert failed.error.kind == "client_error" and "could not decode" in failed.error.message
+    assert "expired" in expired
+
+
+def test_capabilities_and_options() -> None:
+    adapter = ReplicateMusicAdapter(
+        ProviderSettings(name="r", kind="replicate", options={"max_duration_seconds": 12})
+    )
+    assert adapter.kind == "replicate" and adapter.supports_lyrics is False
+    assert adapter.formats == {"wav", "mp3"}
+    assert adapter.reference_modes == {"melody", "continuation"}
+    assert adapter.max_duration_seconds == 12.0
+    assert (
+        ReplicateMusicAdapter(ProviderSettings(name="r", kind="replicate")).max_duration_seconds
+        == 30.0
+    )
