@@ -13,6 +13,7 @@ from providers.base import ChatAdapter, ProviderSettings
 from providers.fal import FalMusicAdapter
 from providers.local import LocalAdapter
 from providers.music_base import MusicAdapter
+from providers.music_local import LocalMusicAdapter
 from providers.openai_compat import OpenAICompatAdapter
 from providers.replicate import ReplicateMusicAdapter
 from providers.stability import StabilityMusicAdapter
@@ -24,6 +25,7 @@ ADAPTERS: dict[str, Callable[[ProviderSettings], ChatAdapter]] = {
 }
 
 MUSIC_ADAPTERS: dict[str, Callable[[ProviderSettings], MusicAdapter]] = {
+    LocalMusicAdapter.kind: LocalMusicAdapter,
     FalMusicAdapter.kind: FalMusicAdapter,
     ReplicateMusicAdapter.kind: ReplicateMusicAdapter,
     StabilityMusicAdapter.kind: StabilityMusicAdapter,

@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise, repeat
-from operator import add, mul
+from operator import add, mul, sub
 
 PCM16_MAX = 32767
 
@@ -101,34 +101,36 @@ def describe_wav(data: bytes) -> WavInfo:
     return WavInfo(rate, channels, width, frames, frames / rate, rms, peak)
 
 
-def decode_wav_mono(data: bytes, max_seconds: float | None = None) -> tuple[int, list[float]]:
+def decode_wav_mono(data: bytes, max_seconds: float | None = None) -> tuple[int, array[float]]:
     """The sample rate and the channels' average as floats in -1..1 (raises on an invalid WAV)."""
     rate, channels, width, values = _read(data, max_seconds)
     full_scale = float(1 << (8 * (4 if width == 3 else width) - 1))
     mixed: Iterable[int] = values[0::channels]
     for channel in range(1, channels):
         mixed = map(add, mixed, values[channel::channels])
-    return rate, list(map(mul, mixed, repeat(1.0 / (full_scale * channels))))
+    return rate, array("d", map(mul, mixed, repeat(1.0 / (full_scale * channels))))
 
 
-def resample(samples: Sequence[float], from_rate: int, to_rate: int) -> list[float]:
+def resample(samples: Sequence[float], from_rate: int, to_rate: int) -> array[float]:
     """Linear-interpolation resampling; downsampling first averages over the source step."""
-    if from_rate == to_rate or not samples:
-        return list(samples)
+    source = array("d", samples)
+    if from_rate == to_rate or not source:
+        return source
     step = from_rate / to_rate
-    source = list(samples)
     width = int(step)
     if width > 1:
         # A box filter (moving average) against aliasing, from prefix sums so it costs O(n).
-        sums = list(accumulate(source, initial=0.0))
-        scale = 1.0 / width
-        source = [(sums[i + width] - sums[i]) * scale for i in range(len(source) - width + 1)]
+        sums = array("d", accumulate(source, initial=0.0))
+        source = array("d", map(mul, map(sub, sums[width:], sums), repeat(1.0 / width)))
     source.append(source[-1])
     count = int((len(source) - 1) / step)
-    return [
-        source[i] + (source[i + 1] - source[i]) * (position - i)
-        for position, i in ((k * step, int(k * step)) for k in range(count))
-    ]
+    return array(
+        "d",
+        (
+            source[i] + (source[i + 1] - source[i]) * (position - i)
+            for position, i in ((k * step, int(k * step)) for k in range(count))
+        ),
+    )
 
 
 def estimate_pitch(
@@ -174,27 +176,38 @@ def estimate_pitch(
 def estimate_tempo(
     samples: Sequence[float], rate: int, *, low_bpm: float = 60.0, high_bpm: float = 180.0
 ) -> float | None:
-    """Beats per minute from the periodicity of energy onsets, or None when there is no pulse."""
-    hop = max(1, rate // 100)  # 10 ms frames
-    squares = list(accumulate(map(mul, samples, samples), initial=0.0))
+    """Beats per minute from the periodicity of energy onsets, or None when there is no pulse.
+
+    Onsets are the rises of the 10 ms RMS envelope (mean removed). A lag's score is its
+    autocorrelation plus half that of twice the lag (a beat repeats at two beats too), weighted
+    by a broad preference for about 110 BPM, which settles most double/half-tempo ambiguity.
+    """
+    hop = max(1, rate // 100)
+    squares = array("d", accumulate(map(mul, samples, samples), initial=0.0))
     frames = len(samples) // hop
-    levels = [math.sqrt(squares[(i + 1) * hop] - squares[i * hop]) for i in range(frames)]
-    onsets = [max(0.0, b - a) for a, b in pairwise(levels)]
+    # max(): prefix sums may differ by a rounding error below zero on silence
+    levels = [math.sqrt(max(0.0, squares[(i + 1) * hop] - squares[i * hop])) for i in range(frames)]
+    rises = [max(0.0, b - a) for a, b in pairwise(levels)]
     frames_per_minute = 60.0 * rate / hop
     shortest, longest = int(frames_per_minute / high_bpm), int(frames_per_minute / low_bpm) + 1
-    if len(onsets) < 2 * longest:
+    if len(rises) < 3 * longest or not any(rises):
         return None
-    base = sum(map(mul, onsets, onsets)) / len(onsets)
-    if base <= 0:
-        return None
-    scores = {
+    mean = sum(rises) / len(rises)
+    onsets = [rise - mean for rise in rises]
+    correlation: dict[int, float] = {
         lag: sum(map(mul, onsets, onsets[lag:])) / (len(onsets) - lag)
-        for lag in range(shortest - 1, longest + 2)
+        for lag in range(shortest - 1, 2 * longest + 3)
     }
-    lag = max(range(shortest, longest + 1), key=lambda candidate: scores[candidate])
-    if scores[lag] < 0.1 * base:
+
+    def score(lag: int) -> float:
+        octaves = math.log2(frames_per_minute / lag / 110.0)
+        preference = math.exp(-0.5 * octaves * octaves)
+        return (correlation[lag] + 0.5 * correlation[2 * lag]) * preference
+
+    lag = max(range(shortest, longest + 1), key=score)
+    if correlation[lag] <= 0:
         return None
-    before, here, after = scores[lag - 1], scores[lag], scores[lag + 1]
+    before, here, after = correlation[lag - 1], correlation[lag], correlation[lag + 1]
     curvature = before - 2 * here + after
     shift = 0.5 * (before - after) / curvature if curvature < 0 else 0.0
-    return frames_per_minute / (lag + shift)
+    return frames_per_minute / (lag + max(-0.5, min(0.5, shift)))

@@ -105,8 +105,14 @@ def base_config(
             "gpt-test": {"provider": "openai", "model": "upstream-gpt"},
             "claude-test": {"provider": "anthropic", "model": "claude-upstream"},
             "local-chat": {"provider": "local", "model": "local-1"},
+            "local-music": {
+                "provider": "local",
+                "model": "local-music-1",
+                "capabilities": ["music.text", "music.reference_audio"],
+            },
         },
-        "routing": {"auto": ["gpt-test", "claude-test", "local-chat"]},
+        "routing": {"auto": ["gpt-test", "claude-test", "local-chat", "local-music"]},
+        "tasks": {"poll_initial_s": 0.005, "poll_max_s": 0.02},
         "keys": {
             "dev": {"key_env": "TEST_DEV_KEY"},
             "limited": {"key_env": "TEST_OTHER_KEY", "models": ["local-chat"]},

@@ -53,7 +53,13 @@ def test_sync_and_stream_answers_validate_against_openai_schemas(
 def test_model_list_and_errors_validate_against_openai_schemas(gateway: UvicornServer) -> None:
     listed = httpx.get(gateway.url + "/v1/models", headers=auth()).json()
     assert [e.message for e in validator("ListModelsResponse").iter_errors(listed)] == []
-    assert [m["id"] for m in listed["data"]] == ["auto", "gpt-test", "claude-test", "local-chat"]
+    assert [m["id"] for m in listed["data"]] == [
+        "auto",
+        "gpt-test",
+        "claude-test",
+        "local-chat",
+        "local-music",
+    ]
     one = httpx.get(gateway.url + "/v1/models/claude-test", headers=auth()).json()
     assert [e.message for e in validator("Model").iter_errors(one)] == []
     assert one["capabilities"] == ["chat", "chat.stream"]

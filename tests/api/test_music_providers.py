@@ -6,6 +6,7 @@ documented wire formats. Tasks are driven by the real task runner (polling fast 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.app import create_app
+from gateway.settings import settings_from_dict
 from providers.wav import describe_wav, encode_wav
 from tests.conftest import SECOND_KEY, TEST_ENV, GatewayFactory, auth, base_config, wait_until
 from tests.fakes import fal_upstream, replicate_upstream, stability_upstream
@@ -360,3 +363,25 @@ def test_task_list_pages_newest_first_with_filters(
     )
     assert bad.status_code == 400
     assert {d["field"] for d in bad.json()["error"]["details"]} == {"status", "limit"}
+
+
+def test_shutdown_marks_unfinished_tasks_interrupted_and_never_resubmits(
+    fakes: MusicFakes, tmp_path: Any
+) -> None:
+    config = music_config(fakes.urls)
+    config["storage"] = {"path": str(tmp_path / "artifacts")}
+    app = create_app(settings_from_dict(config, TEST_ENV))
+    fakes.stability.push("slow", delay=10.0)
+    fakes.replicate.processing_polls = 10_000
+    with UvicornServer(app) as server:
+        sync_id = create(server, {"model": "stable-audio", "prompt": "a"}).json()["task_id"]
+        polled_id = create(server, {"model": "musicgen", "prompt": "b"}).json()["task_id"]
+        wait_until(lambda: task_of(server, polled_id)["status"] == "running")
+        wait_until(lambda: fakes.stability.calls == 1)
+    for task_id in (sync_id, polled_id):
+        task = asyncio.run(app.task_store.get(task_id))
+        assert task is not None and task.status == "failed"
+        assert task.error is not None and task.error["code"] == "service_unavailable"
+        assert task.error["retryable"] is True and "not resubmitted" in task.error["message"]
+    assert fakes.stability.calls == 1  # the paid job was not started again
+    assert len(fakes.replicate.cancels) == 1  # the job we stopped following was canceled
