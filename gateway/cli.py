@@ -80,6 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         # The gateway reads no client address, so uvicorn's X-Forwarded-For layer is pure cost.
         proxy_headers=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=max(1, round(settings.server.shutdown_grace_s)),
     )
     return 0

@@ -37,6 +37,7 @@ class ServerSettings:
     log_level: str = "info"
     log_format: str = "json"
     metrics_token: str | None = None  # when set, GET /metrics needs this bearer token
+    shutdown_grace_s: float = 30.0  # on SIGTERM: how long in-flight requests and streams may finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,20 @@ class IdempotencySettings:
     max_response_bytes: int = 1024 * 1024  # a larger answer is served but not kept
     max_total_bytes: int = 16 * 1024 * 1024  # all kept answers together
     wait_s: float = 30.0  # how long a duplicate waits for the first before 409 in_progress
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    """Where shared state lives: this process's memory, or a Redis that replicas share."""
+
+    backend: str = "memory"  # "memory" | "redis"
+    redis_url: str | None = None  # read from the environment variable ``redis_url_env`` names
+    key_prefix: str = "beatra:"
+    timeout_s: float = 0.5  # a Redis call slower than this counts as Redis being down
+    # Redis down: rate limits admit (fail open) or refuse with 503 (fail closed). Idempotent
+    # creates and tasks always fail closed: they must never run twice.
+    rate_limits_fail_open: bool = True
+    task_lease_s: float = 15.0  # a replica that stops renewing its lease loses its tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +163,7 @@ class Settings:
     idempotency: IdempotencySettings = IdempotencySettings()
     storage: StorageSettings = StorageSettings()
     tasks: TaskSettings = TaskSettings()
+    state: StateSettings = StateSettings()
 
 
 def default_config_text() -> str:
@@ -204,10 +220,42 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     idempotency = _idempotency(root.table("idempotency"))
     storage = _storage(root.table("storage"))
     tasks = _tasks(root.table("tasks"))
+    state = _state(root.table("state"), env)
     root.done()
     return Settings(
-        server, relay, providers, models, auto, aliases, keys, limits, idempotency, storage, tasks
+        server,
+        relay,
+        providers,
+        models,
+        auto,
+        aliases,
+        keys,
+        limits,
+        idempotency,
+        storage,
+        tasks,
+        state,
     )
+
+
+def _state(table: Table, env: Mapping[str, str]) -> StateSettings:
+    d = StateSettings()
+    backend = table.text("backend", d.backend)
+    if backend not in ("memory", "redis"):
+        raise ConfigError(table.at("backend"), 'must be "memory" or "redis"')
+    redis_url = _secret(table, "redis_url_env", env)
+    if backend == "redis" and redis_url is None:
+        raise ConfigError(table.at("redis_url_env"), "is required with the redis backend")
+    settings = StateSettings(
+        backend=backend,
+        redis_url=redis_url,
+        key_prefix=table.text("key_prefix", d.key_prefix),
+        timeout_s=table.number("timeout_s", d.timeout_s, 0.001),
+        rate_limits_fail_open=table.flag("rate_limits_fail_open", d.rate_limits_fail_open),
+        task_lease_s=table.number("task_lease_s", d.task_lease_s, 0.1),
+    )
+    table.done()
+    return settings
 
 
 def _storage(table: Table) -> StorageSettings:
@@ -282,6 +330,7 @@ def _server(table: Table, env: Mapping[str, str]) -> ServerSettings:
         log_level=table.text("log_level", defaults.log_level).lower(),
         log_format=table.text("log_format", defaults.log_format),
         metrics_token=_secret(table, "metrics_token_env", env),
+        shutdown_grace_s=table.number("shutdown_grace_s", defaults.shutdown_grace_s, 0),
     )
     if settings.log_format not in ("json", "console"):
         raise ConfigError(table.at("log_format"), 'must be "json" or "console"')

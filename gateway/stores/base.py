@@ -195,3 +195,7 @@ class TaskStore(Protocol):
 
     async def prune(self, finished_before: int) -> int:
         """Forget finished tasks older than ``finished_before``; how many went."""
+
+
+class StateUnavailable(Exception):
+    """The shared state store could not be reached in time (the gateway answers 503)."""

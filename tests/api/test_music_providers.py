@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 
 from gateway.app import create_app
+from gateway.schemas_music import ARTIFACT, TASK, TASK_LIST
 from gateway.settings import settings_from_dict
 from providers.wav import describe_wav, encode_wav
 from tests.conftest import SECOND_KEY, TEST_ENV, GatewayFactory, auth, base_config, wait_until
@@ -385,3 +387,35 @@ def test_shutdown_marks_unfinished_tasks_interrupted_and_never_resubmits(
         assert task.error["retryable"] is True and "not resubmitted" in task.error["message"]
     assert fakes.stability.calls == 1  # the paid job was not started again
     assert len(fakes.replicate.cancels) == 1  # the job we stopped following was canceled
+
+
+def test_a_job_past_its_deadline_fails_with_upstream_timeout_and_is_canceled(
+    gateway_factory: GatewayFactory, fakes: MusicFakes
+) -> None:
+    config = music_config(fakes.urls)
+    config["tasks"]["deadline_s"] = 0.3
+    server = gateway_factory(config)
+    fakes.replicate.processing_polls = 10_000
+    task = finished(server, create(server, {"model": "musicgen", "prompt": "x"}).json()["task_id"])
+    assert task["status"] == "failed" and task["error"]["code"] == "upstream_timeout"
+    wait_until(lambda: len(fakes.replicate.cancels) == 1)
+
+
+def test_task_and_artifact_bodies_match_the_published_schemas(
+    server: UvicornServer, fakes: MusicFakes
+) -> None:
+    def check(schema: dict[str, Any], value: Any) -> None:
+        assert [e.message for e in Draft202012Validator(schema).iter_errors(value)] == []
+
+    created = create(server, {"model": "stable-audio", "prompt": "x"}).json()
+    check(TASK, created)
+    task = finished(server, created["task_id"])
+    check(TASK, task)
+    check(TASK_LIST, httpx.get(f"{server.url}/v1/tasks", headers=auth()).json())
+    artifact_id = task["result"]["artifacts"][0]["artifact_id"]
+    check(ARTIFACT, httpx.get(f"{server.url}/v1/artifacts/{artifact_id}", headers=auth()).json())
+    fakes.replicate.push("status", status=500)
+    failed = finished(
+        server, create(server, {"model": "musicgen", "prompt": "y"}).json()["task_id"]
+    )
+    check(TASK, failed)
