@@ -20,6 +20,7 @@ from gateway.artifacts import ArtifactFiles, Artifacts
 from gateway.artifacts_api import ArtifactEndpoints
 from gateway.asgi import ASGIApp, Receive, Request, Scope, Send
 from gateway.auth import KeyRing, bearer_token
+from gateway.backends import build_stores
 from gateway.catalog_api import CatalogEndpoints
 from gateway.chat import ChatEndpoint
 from gateway.errors import GatewayError
@@ -42,11 +43,6 @@ from gateway.schemas_music import (
     UPLOAD_REQUEST,
 )
 from gateway.settings import Settings
-from gateway.stores.memory_artifacts import MemoryArtifacts
-from gateway.stores.memory_cooldowns import MemoryCooldowns
-from gateway.stores.memory_idempotency import MemoryIdempotency
-from gateway.stores.memory_limits import MemoryRateLimiter
-from gateway.stores.memory_tasks import MemoryTasks
 from gateway.tasks import TaskRunner
 from gateway.tasks_api import TaskEndpoints
 from gateway.uploads import UploadEndpoint
@@ -82,23 +78,21 @@ class Gateway:
             if provider.kind in MUSIC_ADAPTERS
         }
         rng = random.Random(seed)
-        self.cooldowns = MemoryCooldowns(
-            settings.relay.cooldown_failures, settings.relay.cooldown_s
-        )
-        self.metrics.watch_cooldowns(lambda: self.cooldowns.cooling(clock()))
+        self.stores = build_stores(settings, clock, wall_clock)
+        stores_clock = self.stores.clock
+        self.cooldowns = self.stores.cooldowns
+        self.metrics.watch_cooldowns(lambda: self.cooldowns.cooling(stores_clock()))
         keys = KeyRing(settings.keys)
         catalog = Catalog(settings, rng)
         relay = Relay(
-            self.adapters, settings.relay, self.cooldowns, self.metrics, clock=clock, rng=rng
+            self.adapters, settings.relay, self.cooldowns, self.metrics, clock=stores_clock, rng=rng
         )
-        self.rate_limits = MemoryRateLimiter()
-        self.idempotency_store = MemoryIdempotency(
-            settings.idempotency.window_s,
-            settings.idempotency.max_entries,
-            settings.idempotency.max_total_bytes,
+        self.rate_limits = self.stores.rate_limits
+        self.idempotency_store = self.stores.idempotency
+        limiter = RateLimiter(settings, self.rate_limits, self.metrics, stores_clock)
+        idempotency = Idempotency(
+            settings.idempotency, self.idempotency_store, self.metrics, stores_clock
         )
-        limiter = RateLimiter(settings, self.rate_limits, self.metrics, clock)
-        idempotency = Idempotency(settings.idempotency, self.idempotency_store, self.metrics, clock)
         body_limit = settings.server.max_body_bytes
         chat = ChatEndpoint(
             keys,
@@ -112,12 +106,12 @@ class Gateway:
         )
         models = CatalogEndpoints(keys, catalog)
         self.artifacts = Artifacts(
-            MemoryArtifacts(),
+            self.stores.artifacts,
             ArtifactFiles(Path(settings.storage.path)),
             settings.storage,
             wall_clock,
         )
-        self.task_store = MemoryTasks()
+        self.task_store = self.stores.tasks
         self.runner = TaskRunner(
             self.task_store,
             self.artifacts,
@@ -126,6 +120,8 @@ class Gateway:
             self.metrics,
             clock=clock,
             rng=rng,
+            shared=self.stores.shared,
+            lease_s=settings.state.task_lease_s,
         )
         music = MusicEndpoint(
             keys,
@@ -297,6 +293,7 @@ class Gateway:
                     await adapter.close()
                 for music_adapter in self.music_adapters.values():
                     await music_adapter.close()
+                await self.stores.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

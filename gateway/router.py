@@ -16,6 +16,7 @@ import structlog
 
 from gateway.asgi import CONTEXT_KEY, Receive, Request, RequestContext, Scope, Send
 from gateway.errors import GatewayError, envelope
+from gateway.stores.base import StateUnavailable
 
 Handler = Callable[[Request], Awaitable[None]]
 _log = structlog.get_logger("beatra.gateway")
@@ -99,6 +100,16 @@ class Router:
             await route.handler(request)
         except GatewayError as error:
             await send_error(request, error)
+        except StateUnavailable as exc:
+            _log.error("state_unavailable", request_id=ctx.request_id, error=str(exc))
+            await send_error(
+                request,
+                GatewayError(
+                    "service_unavailable",
+                    "The gateway's shared state store is unreachable; retry shortly.",
+                    headers={"retry-after": "1"},
+                ),
+            )
 
 
 async def send_error(request: Request, error: GatewayError) -> None:

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import secrets
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,17 +30,16 @@ import structlog
 
 from gateway.artifacts import Artifacts
 from gateway.errors import GatewayError
-from gateway.media import EXTENSIONS, sniff_audio
 from gateway.metrics import Metrics
 from gateway.relay import to_gateway_error
 from gateway.settings import TaskSettings
 from gateway.stores.base import Artifact, Task, TaskStore
+from gateway.task_outputs import store_output
 from providers.base import UpstreamError
 from providers.music_base import (
     TERMINAL_STATES,
     MusicAdapter,
     MusicJob,
-    MusicOutput,
     MusicRequest,
     MusicStatus,
     ReferenceAudio,
@@ -47,14 +49,16 @@ UNFINISHED = frozenset({"queued", "running"})
 RUNNING = frozenset({"running"})
 PROVIDER_CANCEL_TIMEOUT_S = 10.0
 DRAIN_CANCEL_TIMEOUT_S = 2.0
-DOWNLOAD_ATTEMPTS = 3
 _SUBMIT_FALLBACK_KINDS = frozenset({"connect", "rate_limited"})  # the provider took nothing
 _log = structlog.get_logger("beatra.tasks")
 
-INTERRUPTED = {
+INTERRUPTED_MESSAGE = (
+    "The gateway stopped while this task was running. It was not resubmitted "
+    "(a paid job is never started twice); create a new task to try again."
+)
+INTERRUPTED: dict[str, Any] = {
     "code": "service_unavailable",
-    "message": "The gateway stopped while this task was running. It was not resubmitted "
-    "(a paid job is never started twice); create a new task to try again.",
+    "message": INTERRUPTED_MESSAGE,
     "retryable": True,
 }
 
@@ -72,6 +76,12 @@ class _Active:
     adapter: MusicAdapter | None = None
     job: MusicJob | None = None
     settled_at_provider: bool = False  # the provider reported a terminal state
+    lease_lost: bool = False  # another replica drives the task now
+
+    @property
+    def pollable(self) -> bool:
+        """A job at the provider that another replica could go on polling."""
+        return self.job is not None and self.job.done is None and not self.settled_at_provider
 
 
 class TaskRunner:
@@ -85,8 +95,15 @@ class TaskRunner:
         *,
         clock: Callable[[], float],
         rng: random.Random,
+        shared: bool = False,
+        lease_s: float = 15.0,
     ) -> None:
         self._store = store
+        # Replicas share the store: leases say who drives a task, and a task whose driver died
+        # is taken over (by polling its recorded job, never by submitting it again).
+        self._shared = shared
+        self._lease_s = lease_s
+        self._holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._artifacts = artifacts
         self._adapters = adapters
         self._settings = settings
@@ -95,6 +112,7 @@ class TaskRunner:
         self._rng = rng
         self._group: asyncio.TaskGroup | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
         self._exit = contextlib.AsyncExitStack()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._active: dict[str, _Active] = {}
@@ -108,18 +126,22 @@ class TaskRunner:
         self._sweeper = self._group.create_task(
             self._sweep_forever(sweep_interval_s, task_retention_s)
         )
+        if self._shared:
+            self._recovery = self._group.create_task(self._recover_forever())
 
     async def stop(self) -> None:
         """Interrupt every task still running (recorded as such), then close the group."""
         self._draining = True
         for running in list(self._running.values()):
             running.cancel()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for background in (self._sweeper, self._recovery):
+            if background is not None:
+                background.cancel()
         await self._exit.aclose()
         self._group = None
-        for task in await self._store.unfinished():
-            if task.task_id in self._active or task.status == "queued":
+        if not self._shared:
+            # Tasks still waiting for a slot were never submitted, but nothing will run them.
+            for task in await self._store.unfinished():
                 await self._interrupted(task.task_id)
 
     def launch(self, task: Task) -> None:
@@ -148,14 +170,17 @@ class TaskRunner:
     async def _drive(self, task: Task) -> None:
         # Nothing but cancellation may escape: an exception would tear down the task group.
         active = self._active[task.task_id]
+        watcher: asyncio.Task[None] | None = None
         try:
             try:
+                if not await self._store.acquire_lease(task.task_id, self._holder, self._lease_s):
+                    return  # another replica drives it
+                if self._shared:
+                    watcher = asyncio.create_task(self._watch(task.task_id, active))
                 async with self._slots:
                     await self._work(task, active)
             except asyncio.CancelledError:
-                if self._draining:
-                    await self._interrupted(task.task_id)
-                await self._cancel_at_provider(active)
+                await self._stopped(task, active)
                 raise
             except _StopSignal:
                 await self._cancel_at_provider(active)
@@ -168,27 +193,61 @@ class TaskRunner:
             with contextlib.suppress(Exception):
                 await self._finish_failed(task, GatewayError("internal_error"))
         finally:
+            if watcher is not None:
+                watcher.cancel()
+            if not active.lease_lost:
+                with contextlib.suppress(Exception):
+                    await self._store.release_lease(task.task_id, self._holder)
             self._running.pop(task.task_id, None)
             self._active.pop(task.task_id, None)
 
+    async def _stopped(self, task: Task, active: _Active) -> None:
+        """The drive was canceled: by the client, by shutdown, or because the lease was lost."""
+        if active.lease_lost:
+            return  # another replica drives the task now: leave everything to it
+        if self._draining and self._shared and active.pollable:
+            return  # its lease is released; another replica goes on polling the job
+        if self._draining:
+            await self._interrupted(task.task_id)
+        await self._cancel_at_provider(active)
+
+    async def _watch(self, task_id: str, active: _Active) -> None:
+        """Renew the lease; stop the drive when it is lost or the task was canceled elsewhere."""
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                kept = await self._store.renew_lease(task_id, self._holder, self._lease_s)
+                current = await self._store.get(task_id)
+            except Exception:
+                _log.warning("task_lease_renewal_failed", task_id=task_id)
+                continue
+            if not kept:
+                active.lease_lost = True
+            if not kept or current is None or current.status not in UNFINISHED:
+                running = self._running.get(task_id)
+                if running is not None:
+                    running.cancel()
+                return
+
+    async def _recover_forever(self) -> None:
+        """Take over unfinished tasks whose driver stopped renewing its lease."""
+        while True:
+            await asyncio.sleep(self._lease_s / 2)
+            try:
+                for task in await self._store.unfinished():
+                    if task.task_id not in self._running and not self._draining:
+                        self.launch(task)  # _drive only proceeds if it wins the lease
+            except Exception:
+                _log.exception("task_recovery_failed")
+
     async def _work(self, task: Task, active: _Active) -> None:
-        adapter, job, target = await self._submit(task, active)
+        resumed = await self._resume(task, active)
+        if resumed is not None:
+            adapter, job = resumed
+        else:
+            adapter, job = await self._start(task, active)
         self._metrics.tasks_running.inc()
         try:
-            now = int(self._artifacts.now())
-            started = await self._store.update(
-                task.task_id,
-                frozenset({"queued"}),
-                {
-                    "status": "running",
-                    "updated_at": now,
-                    "model": target["model"],
-                    "provider": target["provider"],
-                    "job": {"job_id": job.job_id, "data": job.data},
-                },
-            )
-            if started is None:
-                raise _StopSignal  # canceled while the provider was taking the job
             status = job.done or await self._poll(task, adapter, job)
             active.settled_at_provider = True
             if status.state == "succeeded":
@@ -200,6 +259,46 @@ class TaskRunner:
                 await self._finish(task, {"status": "canceled"})
         finally:
             self._metrics.tasks_running.dec()
+
+    async def _resume(self, task: Task, active: _Active) -> tuple[MusicAdapter, MusicJob] | None:
+        """A task another driver already submitted: go on polling its job, or give up on it."""
+        current = await self._store.get(task.task_id)
+        if current is None or current.status not in UNFINISHED:
+            raise _StopSignal
+        if current.job is None:
+            return None  # never submitted: safe to submit now
+        provider = current.provider
+        if "job_id" not in current.job or provider is None or provider not in self._adapters:
+            # The driver died while submitting: the provider may have the job. A paid job is
+            # never submitted twice, so the task ends here, saying why.
+            raise GatewayError("service_unavailable", INTERRUPTED_MESSAGE)
+        adapter = self._adapters[provider]
+        job = MusicJob(current.job["job_id"], dict(current.job.get("data") or {}))
+        active.adapter, active.job = adapter, job
+        _log.info("task_resumed", task_id=task.task_id, job_id=job.job_id)
+        return adapter, job
+
+    async def _start(self, task: Task, active: _Active) -> tuple[MusicAdapter, MusicJob]:
+        marked = await self._store.update(
+            task.task_id, frozenset({"queued"}), {"job": {"submitting": True}}
+        )
+        if marked is None:
+            raise _StopSignal  # canceled before it started
+        adapter, job, target = await self._submit(task, active)
+        started = await self._store.update(
+            task.task_id,
+            frozenset({"queued"}),
+            {
+                "status": "running",
+                "updated_at": int(self._artifacts.now()),
+                "model": target["model"],
+                "provider": target["provider"],
+                "job": {"job_id": job.job_id, "data": job.data},
+            },
+        )
+        if started is None:
+            raise _StopSignal  # canceled while the provider was taking the job
+        return adapter, job
 
     async def _submit(
         self, task: Task, active: _Active
@@ -289,7 +388,17 @@ class TaskRunner:
         stored: list[Artifact] = []
         try:
             for index, output in enumerate(status.outputs):
-                stored.append(await self._store_output(task, adapter, output, index))
+                stored.append(
+                    await store_output(
+                        self._artifacts,
+                        task,
+                        adapter,
+                        output,
+                        index,
+                        retry_wait_s=self._settings.poll_initial_s,
+                    )
+                )
+                self._metrics.artifact_bytes.labels("output").inc(stored[-1].bytes)
             result = {
                 "artifacts": [
                     {
@@ -309,39 +418,6 @@ class TaskRunner:
             for artifact in stored:
                 await self._artifacts.remove(artifact.artifact_id)
             raise
-
-    async def _store_output(
-        self, task: Task, adapter: MusicAdapter, output: MusicOutput, index: int
-    ) -> Artifact:
-        for attempt in range(DOWNLOAD_ATTEMPTS):
-            pending = self._artifacts.begin()
-            head = b""
-            try:
-                async for block in adapter.download(output):
-                    if not head:
-                        head = block[:64]
-                    await pending.write(block)
-                if not pending.size:
-                    raise UpstreamError("server", "The provider's audio file was empty.")
-                content_type = sniff_audio(head) or output.content_type
-                record = await self._artifacts.publish(
-                    pending,
-                    owner=task.owner,
-                    kind="output",
-                    filename=f"{task.task_id}-{index}.{EXTENSIONS.get(content_type, 'bin')}",
-                    content_type=content_type,
-                    duration_seconds=output.duration_seconds or task.params["duration_seconds"],
-                    task_id=task.task_id,
-                )
-                self._metrics.artifact_bytes.labels("output").inc(record.bytes)
-                return record
-            except UpstreamError as error:
-                if not error.retryable or attempt + 1 == DOWNLOAD_ATTEMPTS:
-                    raise
-                await asyncio.sleep(self._settings.poll_initial_s * (attempt + 1))
-            finally:
-                pending.discard()
-        raise AssertionError("unreachable")
 
     # -- recording outcomes -----------------------------------------------------------------
 

@@ -196,6 +196,15 @@ class TaskStore(Protocol):
     async def prune(self, finished_before: int) -> int:
         """Forget finished tasks older than ``finished_before``; how many went."""
 
+    async def acquire_lease(self, task_id: str, holder: str, ttl_s: float) -> bool:
+        """Become the one replica driving the task, unless another holds a live lease."""
 
-class StateUnavailable(Exception):
+    async def renew_lease(self, task_id: str, holder: str, ttl_s: float) -> bool:
+        """Extend the lease; False when it was lost (expired and taken by another)."""
+
+    async def release_lease(self, task_id: str, holder: str) -> None:
+        """Give the task up so another replica may drive it."""
+
+
+class StateUnavailable(Exception):  # noqa: N818 - named for what the caller sees
     """The shared state store could not be reached in time (the gateway answers 503)."""

@@ -1,36 +1,112 @@
-"""The contract every store backend must keep, run here against the in-memory backend."""
+"""The contract every store backend must keep, run against memory and against a real Redis.
+
+Each Redis variant gets a fresh key prefix on the session's redis-server. The Redis-only tests
+at the end show what only a shared backend has: two ``RedisState`` objects (two replicas) seeing
+each other's buckets, claims and breakers, waiters woken across replicas by pub/sub, and Redis
+going away turning every call into a prompt ``StateUnavailable``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import socket
+import time
+import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
-from gateway.stores.base import Demand, StoredResponse
+from gateway.stores.base import (
+    Admission,
+    CooldownStore,
+    Demand,
+    IdempotencyStore,
+    RateLimitStore,
+    StateUnavailable,
+    StoredResponse,
+)
 from gateway.stores.memory_cooldowns import MemoryCooldowns
 from gateway.stores.memory_idempotency import MemoryIdempotency
 from gateway.stores.memory_limits import MemoryRateLimiter
+from gateway.stores.redis_base import RedisState
+from gateway.stores.redis_cooldowns import RedisCooldowns
+from gateway.stores.redis_idempotency import RedisIdempotency
+from gateway.stores.redis_limits import RedisRateLimiter
+from tests.redis_server import running_redis
+
+BACKENDS = ["memory", "redis"]
+TIMEOUT_S = 0.2  # the Redis call timeout of these tests: "down" must show within a few of it
+_open_states: list[RedisState] = []  # closed by ``run`` inside the loop that used them
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+def run(scenario: Coroutine[Any, Any, None]) -> None:
+    async def then_close() -> None:
+        try:
+            await scenario
+        finally:
+            while _open_states:
+                await _open_states.pop().close()
+
+    asyncio.run(then_close())
+
+
+def replica(url: str, prefix: str, timeout_s: float = TIMEOUT_S) -> RedisState:
+    """One replica's connection; replicas built with the same prefix share all state."""
+    state = RedisState(url, prefix, timeout_s)
+    _open_states.append(state)
+    return state
+
+
+def fresh_prefix() -> str:
+    return f"test:{uuid.uuid4().hex}:"
+
+
+def rounded(admission: Admission) -> list[tuple[int, float]]:
+    """The states with their refill times rounded past float noise (e.g. 2 / (2 / 60))."""
+    return [(whole, round(seconds, 9)) for whole, seconds in admission.states]
 
 
 def answer(body: bytes = b"{}") -> StoredResponse:
     return StoredResponse(200, b"application/json", body)
 
 
-IdempotencyFactory = Callable[..., MemoryIdempotency]
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """The session's Redis for a ``redis`` variant (only those start the server)."""
+    return str(request.getfixturevalue("redis_url")) if request.param == "redis" else None
 
 
-@pytest.fixture(params=["memory"])
+IdempotencyFactory = Callable[..., IdempotencyStore]
+
+
+@pytest.fixture(params=BACKENDS)
 def idempotency(request: pytest.FixtureRequest) -> IdempotencyFactory:
-    def make(window_s: float = 100, max_entries: int = 10, max_bytes: int = 1000) -> Any:
-        return MemoryIdempotency(window_s, max_entries, max_bytes)
+    url, prefix = backend_url(request), fresh_prefix()
+
+    def make(
+        window_s: float = 100, max_entries: int = 10, max_bytes: int = 1000
+    ) -> IdempotencyStore:
+        if url is None:
+            return MemoryIdempotency(window_s, max_entries, max_bytes)
+        return RedisIdempotency(replica(url, prefix), window_s, max_entries, max_bytes)
 
     return make
+
+
+@pytest.fixture(params=BACKENDS)
+def limiter(request: pytest.FixtureRequest) -> Callable[[], RateLimitStore]:
+    url, prefix = backend_url(request), fresh_prefix()
+    if url is None:
+        return MemoryRateLimiter
+    return lambda: RedisRateLimiter(replica(url, prefix))
+
+
+@pytest.fixture(params=BACKENDS)
+def cooldowns(request: pytest.FixtureRequest) -> Callable[[int, float], CooldownStore]:
+    url, prefix = backend_url(request), fresh_prefix()
+    if url is None:
+        return MemoryCooldowns
+    return lambda failures, seconds: RedisCooldowns(replica(url, prefix), failures, seconds)
 
 
 def test_claim_replay_conflict_and_release(idempotency: IdempotencyFactory) -> None:
@@ -49,6 +125,14 @@ def test_claim_replay_conflict_and_release(idempotency: IdempotencyFactory) -> N
         assert (await store.claim("u", "fp", 4)).state == "new"
         await store.complete("u", None, 5)
         assert (await store.claim("u", "fp", 6)).state == "unreplayable"
+        await store.release("u")  # a completed key is not forgotten by a release
+        assert (await store.claim("u", "fp", 6)).state == "unreplayable"
+        await store.complete("never-claimed", answer(), 6)
+        assert (await store.claim("never-claimed", "fp", 7)).state == "new"
+        binary = StoredResponse(201, b"audio/mpeg", bytes(range(256)) * 4)
+        await store.claim("b", "fp", 7)
+        await store.complete("b", binary, 7)
+        assert (await store.claim("b", "fp", 8)).response == binary  # exact bytes back
         assert (await store.claim("k", "fp", 102)).state == "new"  # the window is over
 
     run(scenario())
@@ -59,25 +143,26 @@ def test_waiters_wake_on_complete_and_release(idempotency: IdempotencyFactory) -
         store = idempotency()
         await store.claim("k", "fp", 0)
         waiter = asyncio.create_task(store.wait("k"))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.02)
         assert not waiter.done()
         await store.complete("k", answer(), 1)
         await asyncio.wait_for(waiter, 1)
         await store.claim("j", "fp", 0)
         waiter = asyncio.create_task(store.wait("j"))
-        await asyncio.sleep(0)
+        await asyncio.sleep(0.02)
+        assert not waiter.done()
         await store.release("j")
         await asyncio.wait_for(waiter, 1)
         await store.wait("unknown")  # nothing running: returns at once
+        await store.wait("k")  # completed: returns at once
 
     run(scenario())
 
 
-def test_caps_evict_the_oldest_finished_never_a_running_key(
-    idempotency: IdempotencyFactory,
-) -> None:
+def test_memory_caps_evict_the_oldest_finished_never_a_running_key() -> None:
+    # Memory only: Redis bounds idempotency entries by their TTL and by the server's maxmemory.
     async def scenario() -> None:
-        store = idempotency(max_entries=3, max_bytes=250)
+        store = MemoryIdempotency(100, max_entries=3, max_total_bytes=250)
         for key in ("a", "b", "c"):
             await store.claim(key, "fp", 0)
         assert len(store) == 3
@@ -93,44 +178,236 @@ def test_caps_evict_the_oldest_finished_never_a_running_key(
     run(scenario())
 
 
-def test_buckets_admit_refuse_and_refill() -> None:
+def test_buckets_admit_refuse_and_refill(limiter: Callable[[], RateLimitStore]) -> None:
     async def scenario() -> None:
-        limiter = MemoryRateLimiter()
+        store = limiter()
         rpm = Demand("key:a:requests", 2, 1)
-        first = await limiter.acquire([rpm], 0)
+        first = await store.acquire([rpm], 0)
         assert first.allowed and first.states == [(1, 30.0)]
-        assert (await limiter.acquire([rpm], 0)).allowed
-        refused = await limiter.acquire([rpm], 0)
+        assert (await store.acquire([rpm], 0)).allowed
+        refused = await store.acquire([rpm], 0)
         assert not refused.allowed and refused.retry_after_s == 30.0
-        assert (await limiter.acquire([rpm], 30)).allowed
+        assert rounded(refused) == [(0, 60.0)]
+        assert (await store.acquire([rpm], 30)).allowed
         # All or nothing: a refused token demand takes no request either.
         tokens = Demand("key:b:tokens", 100, 80)
         requests = Demand("key:b:requests", 10, 1)
-        assert (await limiter.acquire([requests, tokens], 0)).allowed
-        refused = await limiter.acquire([requests, tokens], 0)
-        assert not refused.allowed
+        assert (await store.acquire([requests, tokens], 0)).allowed
+        refused = await store.acquire([requests, tokens], 0)
+        assert not refused.allowed and refused.retry_after_s == pytest.approx(36.0)
         assert refused.states[0][0] == 9  # the request bucket was not charged
-        await limiter.adjust(tokens, 70, 0)  # the call used 10 tokens, not 80
-        assert (await limiter.acquire([requests, tokens], 0)).allowed
-        # A demand over the capacity is admitted on a full bucket only.
+        await store.adjust(tokens, 70, 0)  # the call used 10 tokens, not 80
+        assert (await store.acquire([requests, tokens], 0)).allowed
+        await store.adjust(tokens, 10_000, 0)  # refunds stop at the capacity
+        assert rounded(await store.acquire([tokens], 0)) == [(20, 48.0)]
+        await store.adjust(tokens, -20, 0)  # taking more once the real cost is known
+        assert not (await store.acquire([tokens], 0)).allowed
+        # A demand over the capacity is admitted on a full bucket only, and drives it negative.
         big = Demand("key:c:tokens", 100, 500)
-        assert (await limiter.acquire([big], 0)).allowed
-        assert not (await limiter.acquire([big], 0)).allowed
+        admitted = await store.acquire([big], 0)
+        assert admitted.allowed and rounded(admitted) == [(0, 300.0)]
+        refused = await store.acquire([big], 0)
+        assert not refused.allowed and refused.retry_after_s == pytest.approx(300.0)
+        assert not (await store.acquire([big], 299)).allowed
+        assert (await store.acquire([big], 301)).allowed
 
     run(scenario())
 
 
-def test_cooldowns_open_after_failures_and_close_on_success() -> None:
+def test_cooldowns_open_after_failures_and_close_on_success(
+    cooldowns: Callable[[int, float], CooldownStore],
+) -> None:
     async def scenario() -> None:
-        breakers = MemoryCooldowns(failures_to_cool=2, cool_seconds=10)
+        breakers = cooldowns(2, 10)
         assert await breakers.available("d", 0)
         assert not await breakers.failure("d", 0, None)
         assert await breakers.failure("d", 1, None)
         assert not await breakers.available("d", 5) and breakers.cooling(5) == ["d"]
         assert await breakers.available("d", 11)
+        assert breakers.cooling(11) == []
+        assert await breakers.failure("d", 11, None)  # the trial failed: rests again
+        assert not await breakers.available("d", 12)
+        assert await breakers.available("d", 21)
         await breakers.success("d")
-        assert not await breakers.failure("d", 12, None)
+        assert not await breakers.failure("d", 22, None)
         assert await breakers.failure("e", 0, 30.0)  # cool at once for a given time
         assert not await breakers.available("e", 29) and await breakers.available("e", 30)
 
     run(scenario())
+
+
+# Redis only: what a shared backend adds.
+
+
+def test_replicas_share_buckets_and_never_overspend(redis_url: str) -> None:
+    async def scenario() -> None:
+        prefix = fresh_prefix()
+        one = RedisRateLimiter(replica(redis_url, prefix))
+        two = RedisRateLimiter(replica(redis_url, prefix))
+        rpm = Demand("key:a:requests", 10, 1)
+        calls = [(one if n % 2 else two).acquire([rpm], 0) for n in range(30)]
+        admitted = [a.allowed for a in await asyncio.gather(*calls)]
+        assert admitted.count(True) == 10
+        await one.adjust(rpm, 3, 0)
+        assert rounded(await two.acquire([rpm], 0)) == [(2, 48.0)]
+        state = replica(redis_url, prefix)
+        ttl_ms = await state.client.pttl(state.key("bucket", "key:a:requests"))
+        assert 60_000 < ttl_ms <= 120_000  # idle buckets vanish after about two periods
+
+    run(scenario())
+
+
+def test_replicas_share_claims(redis_url: str) -> None:
+    async def scenario() -> None:
+        prefix = fresh_prefix()
+        one = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000)
+        two = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000)
+        stores = (one, two) * 5
+        claims = await asyncio.gather(*(store.claim("k", "fp", 0) for store in stores))
+        assert [claim.state for claim in claims].count("new") == 1
+        owner = next(s for s, claim in zip(stores, claims, strict=True) if claim.state == "new")
+        other = two if owner is one else one
+        assert (await other.claim("k", "other", 0)).state == "conflict"
+        await other.complete("k", answer(b"not the owner"), 1)  # only the claimer settles a key
+        await other.release("k")
+        assert (await other.claim("k", "fp", 1)).state == "in_progress"
+        await owner.complete("k", answer(b"A"), 1)
+        assert (await other.claim("k", "fp", 2)).response == answer(b"A")
+
+    run(scenario())
+
+
+def test_a_waiter_on_one_replica_wakes_by_pubsub_when_another_ends(redis_url: str) -> None:
+    async def scenario() -> None:
+        prefix = fresh_prefix()
+        owner = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000)
+        # The fallback re-check is an hour away: only the published message can wake it.
+        waiter = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000, poll_s=3600)
+        await owner.claim("k", "fp", 0)
+        await owner.claim("j", "fp", 0)
+        endings = [("k", owner.complete("k", answer(), 1)), ("j", owner.release("j"))]
+        for scope, ending in endings:
+            waiting = asyncio.create_task(waiter.wait(scope))
+            await asyncio.sleep(0.05)
+            assert not waiting.done()
+            ended = time.monotonic()
+            await ending
+            await asyncio.wait_for(waiting, 1)
+            assert time.monotonic() - ended < 0.4
+
+    run(scenario())
+
+
+def test_a_crashed_owner_frees_its_key_and_waiters_notice_without_a_message(
+    redis_url: str,
+) -> None:
+    async def scenario() -> None:
+        prefix = fresh_prefix()
+        # This owner never ends its request: its in-flight lease runs out (nothing is published).
+        crashed = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000, in_flight_ttl_s=0.05)
+        other = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000, poll_s=0.02)
+        assert (await crashed.claim("k", "fp", 0)).state == "new"
+        assert (await other.claim("k", "fp", 0)).state == "in_progress"
+        started = time.monotonic()
+        await asyncio.wait_for(other.wait("k"), 1)  # woken by the fallback re-check
+        assert 0.02 < time.monotonic() - started < 0.5
+        assert (await other.claim("k", "fp", 1)).state == "new"
+        # The request that outlived its lease finishes late: it must not settle the new claim.
+        await crashed.complete("k", answer(b"late"), 2)
+        await crashed.release("k")
+        assert (await other.claim("k", "fp", 2)).state == "in_progress"
+        await other.complete("k", answer(b"current"), 3)
+        assert (await crashed.claim("k", "fp", 4)).response == answer(b"current")
+
+    run(scenario())
+
+
+def test_replicas_share_breakers_and_exactly_one_caller_gets_the_trial(redis_url: str) -> None:
+    async def scenario() -> None:
+        prefix = fresh_prefix()
+        one = RedisCooldowns(replica(redis_url, prefix), 2, 10, trial_s=0.05)
+        two = RedisCooldowns(replica(redis_url, prefix), 2, 10, trial_s=0.05)
+        assert not await one.failure("d", 0, None)
+        assert await two.failure("d", 1, None)  # consecutive across replicas
+        assert one.cooling(5) == []  # only what this replica has seen so far
+        assert not await one.available("d", 5) and one.cooling(5) == ["d"]
+        callers = [(one, two)[n % 2].available("d", 12) for n in range(20)]
+        assert (await asyncio.gather(*callers)).count(True) == 1
+        await asyncio.sleep(0.08)  # the trial's caller never reported: its lease ran out
+        callers = [(one, two)[n % 2].available("d", 13) for n in range(20)]
+        assert (await asyncio.gather(*callers)).count(True) == 1
+        await two.success("d")  # the trial succeeded: open to everybody again
+        assert all(await asyncio.gather(*(one.available("d", 14) for _ in range(5))))
+        assert not await one.failure("d", 15, None)
+
+    run(scenario())
+
+
+def silent_port() -> tuple[socket.socket, int]:
+    """A port that accepts connections and never answers: Redis hung rather than gone."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    return listener, listener.getsockname()[1]
+
+
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def assert_every_call_is_unavailable(state: RedisState) -> None:
+    limiter = RedisRateLimiter(state)
+    breakers = RedisCooldowns(state, 2, 10)
+    keys = RedisIdempotency(state, 100, 10, 1000, poll_s=3600)
+    demand = Demand("key:a:requests", 10, 1)
+    calls: list[Callable[[], Coroutine[Any, Any, object]]] = [
+        lambda: limiter.acquire([demand], 0),
+        lambda: limiter.adjust(demand, 1, 0),
+        lambda: breakers.available("d", 0),
+        lambda: breakers.failure("d", 0, None),
+        lambda: breakers.success("d"),
+        lambda: keys.claim("k", "fp", 0),
+        lambda: keys.complete("k", answer(), 0),
+        lambda: keys.release("k"),
+        lambda: keys.wait("k"),
+    ]
+    for call in calls:
+        started = time.monotonic()
+        with pytest.raises(StateUnavailable):
+            await call()
+        assert time.monotonic() - started < state.timeout_s * 4 + 0.3
+
+
+def test_redis_gone_or_hung_makes_every_call_unavailable_promptly() -> None:
+    listener, hung = silent_port()
+
+    async def scenario() -> None:
+        for port in (closed_port(), hung):
+            await assert_every_call_is_unavailable(
+                replica(f"redis://127.0.0.1:{port}/0", fresh_prefix())
+            )
+
+    try:
+        run(scenario())
+    finally:
+        listener.close()
+
+
+def test_redis_stopping_mid_wait_fails_the_waiter_and_later_calls() -> None:
+    with running_redis() as server:
+
+        async def scenario() -> None:
+            state = replica(server.url, fresh_prefix())
+            keys = RedisIdempotency(state, 100, 10, 1000, poll_s=3600)
+            assert (await keys.claim("k", "fp", 0)).state == "new"
+            waiting = asyncio.create_task(keys.wait("k"))
+            await asyncio.sleep(0.05)
+            server.stop()
+            with pytest.raises(StateUnavailable):
+                await asyncio.wait_for(waiting, TIMEOUT_S * 4 + 0.5)
+            await assert_every_call_is_unavailable(state)
+
+        run(scenario())

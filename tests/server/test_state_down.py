@@ -1,0 +1,101 @@
+"""Redis unreachable (frozen with SIGSTOP, so connections hang rather than fail fast): the
+documented policy holds, no request hangs past the state timeout, and the gateway recovers by
+itself once Redis answers again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import DEV_KEY, TEST_ENV, GatewayFactory, Upstream, auth, base_config
+from tests.redis_server import redis_server
+
+CHAT = "/v1/chat/completions"
+BODY = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+STATE_TIMEOUT_S = 0.3
+# Every Redis call is bounded by a few times the state timeout; a request makes a handful.
+MAX_ANSWER_S = 5.0
+
+
+@contextmanager
+def frozen(url: str) -> Iterator[None]:
+    pid = int(redis.Redis.from_url(url).info("server")["process_id"])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def redis_config(openai_url: str, url_env: str, fail_open: bool) -> dict[str, Any]:
+    config = base_config(openai_url)
+    config["state"] = {
+        "backend": "redis",
+        "redis_url_env": url_env,
+        "timeout_s": STATE_TIMEOUT_S,
+        "rate_limits_fail_open": fail_open,
+        "key_prefix": f"down{int(fail_open)}:",
+    }
+    config["limits"] = {"key_rpm": 1000}
+    return config
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        TEST_ENV["TEST_REDIS_URL"] = url
+        yield url
+
+
+def timed_post(url: str, **kwargs: Any) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = httpx.post(url, timeout=30, **kwargs)
+    return response, time.monotonic() - started
+
+
+def test_fail_open_rate_limits_but_closed_idempotency_and_tasks(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, redis_url: str
+) -> None:
+    server = gateway_factory(redis_config(openai_fake.url, "TEST_REDIS_URL", fail_open=True))
+    assert httpx.post(server.url + CHAT, json=BODY, headers=auth()).status_code == 200
+    with frozen(redis_url):
+        plain, took = timed_post(server.url + CHAT, json=BODY, headers=auth())
+        assert plain.status_code == 200 and took < MAX_ANSWER_S  # rate limits fail open
+        keyed, took = timed_post(
+            server.url + CHAT, json=BODY, headers={**auth(), "idempotency-key": "k1"}
+        )
+        assert keyed.status_code == 503 and took < MAX_ANSWER_S
+        error = keyed.json()["error"]
+        assert error["code"] == "service_unavailable" and error["retryable"] is True
+        calls = openai_fake.plan.calls
+        music, took = timed_post(
+            server.url + "/v1/music/generations",
+            json={"model": "local-music", "prompt": "x"},
+            headers=auth(),
+        )
+        assert music.status_code == 503 and took < MAX_ANSWER_S
+        assert openai_fake.plan.calls == calls  # the keyed request never reached the upstream
+    # Redis is back: the same pool reconnects, nothing to restart; the key was never claimed.
+    again = httpx.post(
+        server.url + CHAT, json=BODY, headers={**auth(), "idempotency-key": "k1"}, timeout=10
+    )
+    assert again.status_code == 200 and "idempotent-replayed" not in again.headers
+
+
+def test_fail_closed_rate_limits_answer_503(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, redis_url: str
+) -> None:
+    server = gateway_factory(redis_config(openai_fake.url, "TEST_REDIS_URL", fail_open=False))
+    with frozen(redis_url):
+        response, took = timed_post(server.url + CHAT, json=BODY, headers=auth(DEV_KEY))
+        assert response.status_code == 503 and took < MAX_ANSWER_S
+        assert response.json()["error"]["code"] == "service_unavailable"
+    assert httpx.post(server.url + CHAT, json=BODY, headers=auth(), timeout=10).status_code == 200
