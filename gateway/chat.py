@@ -8,6 +8,8 @@ failure becomes an SSE error event and the stream ends without ``[DONE]``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import orjson
@@ -184,6 +186,21 @@ class ChatEndpoint:
                     gateway_error = to_gateway_error(error)
                     ctx.error_code = gateway_error.code
                     final = b"data: " + envelope(gateway_error, ctx.request_id) + b"\n\n"
+                except asyncio.CancelledError:
+                    # The server's shutdown grace ran out (or the client left): say so, as for
+                    # any failure after the first byte. After a disconnect the send is a no-op.
+                    if not ctx.disconnected:
+                        ctx.error_code = "service_unavailable"
+                    cut = GatewayError("service_unavailable", "The gateway is shutting down.")
+                    with contextlib.suppress(Exception):
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": b"data: " + envelope(cut, ctx.request_id) + b"\n\n",
+                                "more_body": False,
+                            }
+                        )
+                    raise
                 else:
                     final = DONE_EVENT
                     if ticket is not None:
