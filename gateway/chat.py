@@ -167,20 +167,20 @@ class ChatEndpoint:
                         "headers": [*SSE_HEADERS, *headers],
                     }
                 )
-                event = self._event(opened.first, model_id, call.include_usage, ctx)
+                events = self._events(opened.first, model_id, call.include_usage, ctx)
                 ctx.ttft = ctx.elapsed()
-                if event is not None:
+                if events:
                     if ticket is not None:
-                        ticket.record(event)
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
+                        ticket.record(events)
+                    await send({"type": "http.response.body", "body": events, "more_body": True})
                 try:
-                    async for chunk in opened.rest:
-                        event = self._event(chunk, model_id, call.include_usage, ctx)
-                        if event is not None:
+                    async for batch in opened.rest:
+                        events = self._events(batch, model_id, call.include_usage, ctx)
+                        if events:
                             if ticket is not None:
-                                ticket.record(event)
+                                ticket.record(events)
                             await send(
-                                {"type": "http.response.body", "body": event, "more_body": True}
+                                {"type": "http.response.body", "body": events, "more_body": True}
                             )
                 except UpstreamError as error:
                     gateway_error = to_gateway_error(error)
@@ -214,17 +214,20 @@ class ChatEndpoint:
                 await opened.rest.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
-    def _event(
-        chunk: JSON, model_id: str, include_usage: bool, ctx: RequestContext
-    ) -> bytes | None:
-        """One chunk as an SSE event, or None for a usage chunk the client did not ask for."""
-        if "usage" in chunk:
-            usage = chunk["usage"]
-            if usage is not None:
-                record_usage(ctx, usage)
-            if not include_usage:
-                if not chunk.get("choices"):
-                    return None
-                del chunk["usage"]
-        chunk["model"] = model_id
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+    def _events(
+        batch: list[JSON], model_id: str, include_usage: bool, ctx: RequestContext
+    ) -> bytes:
+        """A batch of chunks as SSE events, without a usage chunk the client did not ask for."""
+        out = b""
+        for chunk in batch:
+            if "usage" in chunk:
+                usage = chunk["usage"]
+                if usage is not None:
+                    record_usage(ctx, usage)
+                if not include_usage:
+                    if not chunk.get("choices"):
+                        continue
+                    del chunk["usage"]
+            chunk["model"] = model_id
+            out += b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return out

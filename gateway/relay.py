@@ -37,7 +37,9 @@ def _complete_with(adapter: ChatAdapter, call: ChatCall) -> Awaitable[JSON]:
     return adapter.complete(call)
 
 
-async def _first_chunk(adapter: ChatAdapter, call: ChatCall) -> tuple[JSON, AsyncIterator[JSON]]:
+async def _first_chunk(
+    adapter: ChatAdapter, call: ChatCall
+) -> tuple[list[JSON], AsyncIterator[list[JSON]]]:
     chunks = adapter.stream(call)
     try:
         first = await anext(chunks)
@@ -71,11 +73,11 @@ def to_gateway_error(error: UpstreamError) -> GatewayError:
 
 @dataclass(slots=True)
 class OpenStream:
-    """A stream whose first chunk has arrived; ``rest`` yields the others."""
+    """A stream whose first batch of chunks has arrived; ``rest`` yields the other batches."""
 
     candidate: Candidate
-    first: JSON
-    rest: AsyncIterator[JSON]
+    first: list[JSON]
+    rest: AsyncIterator[list[JSON]]
 
 
 class Relay:

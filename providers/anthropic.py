@@ -78,17 +78,27 @@ class AnthropicAdapter:
         )
         return parse_message(raw, call.upstream_model)
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[JSON]:
+    async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         if not call.stream:
             call = dataclasses.replace(call, stream=True)
         payload = build_request(call, self._default_max_tokens)
         translator = StreamTranslator(call.upstream_model)
         async with self._http.open_stream(
             MESSAGES_PATH, payload, {"x-request-id": call.request_id}, error_from_response
-        ) as events:
-            async for raw in events:
-                for chunk in translator.feed(parse_event(raw)):
-                    yield chunk
+        ) as batches:
+            async for raws in batches:
+                chunks: list[JSON] = []
+                for raw in raws:
+                    try:
+                        chunks.extend(translator.feed(parse_event(raw)))
+                    except UpstreamError:
+                        if chunks:
+                            yield chunks  # what came before the broken event still goes out
+                        raise
+                    if translator.finished:
+                        break
+                if chunks:
+                    yield chunks
                 if translator.finished:
                     return
         raise UpstreamError("server", "The provider's stream ended early, before message_stop.")

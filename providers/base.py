@@ -95,8 +95,9 @@ class ChatAdapter(Protocol):
     async def complete(self, call: ChatCall) -> JSON:
         """Return an OpenAI ``chat.completion`` object (``model`` is rewritten by the gateway)."""
 
-    def stream(self, call: ChatCall) -> AsyncIterator[JSON]:
-        """Yield OpenAI ``chat.completion.chunk`` objects as they arrive from the provider.
+    def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
+        """Yield OpenAI ``chat.completion.chunk`` objects as they arrive from the provider, in
+        non-empty batches: the chunks that arrived together (the gateway writes a batch at once).
 
         The stream ends normally only when the provider said it is complete; a stream that breaks
         raises ``UpstreamError``. When ``call.include_usage`` is set, the last chunk carries usage.

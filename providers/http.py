@@ -215,8 +215,9 @@ class HttpUpstream:
     @asynccontextmanager
     async def open_stream(
         self, path: str, payload: bytes, headers: Mapping[str, str], on_error: ErrorMapper
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
-        """POST ``payload`` and yield an iterator over the SSE ``data:`` payloads of the answer.
+    ) -> AsyncIterator[AsyncIterator[list[bytes]]]:
+        """POST ``payload`` and yield an iterator over the SSE ``data:`` payloads of the answer,
+        in the batches they arrived in.
 
         On any exit other than the provider's normal end, the connection is closed rather than
         returned to the pool, so a client that goes away also cancels the upstream request.
@@ -231,7 +232,7 @@ class HttpUpstream:
             if response.status >= 300:
                 body = await self._read_bounded(response)
                 raise on_error(response.status, body, _plain(response.headers))
-            yield _sse_data(response)
+            yield _sse_batches(response, self._max_response_bytes)
         except BaseException:
             response.close()
             raise
@@ -253,12 +254,27 @@ class HttpUpstream:
         return b"".join(parts)
 
 
-async def _sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """The ``data:`` payloads of an event stream, one per event line, as they arrive."""
+async def _sse_batches(
+    response: aiohttp.ClientResponse, max_line_bytes: int
+) -> AsyncIterator[list[bytes]]:
+    """The ``data:`` payloads of an event stream, batched by network read.
+
+    Events that arrive in one read are yielded together, so the gateway forwards them in one
+    write instead of one write per event (the cost of a stream is mostly per write). A line
+    longer than ``max_line_bytes`` without its end is a broken stream, not a reason to buffer.
+    """
+    pending = b""
     try:
-        async for line in response.content:
-            if line.startswith(b"data:"):
-                yield line[5:].strip()
+        async for data in response.content.iter_any():
+            lines = (pending + data).split(b"\n") if pending else data.split(b"\n")
+            pending = lines.pop()
+            if len(pending) > max_line_bytes:
+                raise UpstreamError("server", "The provider sent an oversized stream event.")
+            batch = [line[5:].strip() for line in lines if line.startswith(b"data:")]
+            if batch:
+                yield batch
+        if pending.startswith(b"data:"):
+            yield [pending[5:].strip()]
     except UpstreamError:
         raise
     except Exception as exc:

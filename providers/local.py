@@ -124,7 +124,7 @@ class LocalAdapter:
             },
         }
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[JSON]:
+    async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         count = self._choices_count(call)
         base = {
             "id": _completion_id(_conversation_seed(call)),
@@ -144,19 +144,21 @@ class LocalAdapter:
         completion_tokens = 0
         for index in range(count):
             tokens, finish = generate_tokens(call, index)
-            yield chunk(index, {"role": "assistant", "content": ""})
+            yield [chunk(index, {"role": "assistant", "content": ""})]
             for token in tokens:
                 await asyncio.sleep(self._token_delay)
                 completion_tokens += 1
-                yield chunk(index, {"content": token})
-            yield chunk(index, {}, finish)
+                yield [chunk(index, {"content": token})]
+            yield [chunk(index, {}, finish)]
         prompt_tokens = count_messages(call.body.get("messages") or [])
-        yield {
-            **base,
-            "choices": [],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        yield [
+            {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        ]

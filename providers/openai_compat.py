@@ -109,14 +109,24 @@ class OpenAICompatAdapter:
         )
         return parse_completion(raw)
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[JSON]:
+    async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         payload = build_request(call, stream_usage=self._stream_usage)
         async with self._http.open_stream(
             "/chat/completions", payload, {"x-request-id": call.request_id}, error_from_response
-        ) as events:
-            async for raw in events:
-                chunk = parse_chunk(raw)
-                if chunk is None:
-                    return
-                yield chunk
+        ) as batches:
+            async for raws in batches:
+                chunks: list[JSON] = []
+                for raw in raws:
+                    try:
+                        chunk = parse_chunk(raw)
+                    except UpstreamError:
+                        if chunks:
+                            yield chunks  # what came before the broken event still goes out
+                        raise
+                    if chunk is None:
+                        if chunks:
+                            yield chunks
+                        return
+                    chunks.append(chunk)
+                yield chunks
         raise UpstreamError("server", "The provider's stream ended before [DONE].")

@@ -80,8 +80,8 @@ def collect(
     chunks = into if into is not None else []
 
     async def action(adapter: AnthropicAdapter) -> list[JSON]:
-        async for chunk in adapter.stream(chat):
-            chunks.append(chunk)
+        async for batch in adapter.stream(chat):
+            chunks.extend(batch)
         return chunks
 
     return action

@@ -263,10 +263,11 @@ def test_provider_failures_become_failed_tasks_with_the_envelope_code(
 
 
 def test_poll_honours_a_429_and_still_finishes(server: UvicornServer, fakes: MusicFakes) -> None:
-    fakes.replicate.processing_polls = 3
+    fakes.replicate.processing_polls = 100_000
     task_id = create(server, {"model": "musicgen", "prompt": "x"}).json()["task_id"]
     wait_until(lambda: task_of(server, task_id)["status"] == "running")
     fakes.replicate.push("status", status=429, headers={"Retry-After": "0"})
+    fakes.replicate.processing_polls = 0
     check_audio_artifact(server, finished(server, task_id))
 
 

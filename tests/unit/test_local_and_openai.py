@@ -21,7 +21,7 @@ def call(body: dict[str, Any], *, stream: bool = False, usage: bool = False) -> 
 
 def collect(adapter: LocalAdapter, chat: ChatCall) -> list[dict[str, Any]]:
     async def run() -> list[dict[str, Any]]:
-        return [chunk async for chunk in adapter.stream(chat)]
+        return [chunk async for batch in adapter.stream(chat) for chunk in batch]
 
     return asyncio.run(run())
 
