@@ -11,12 +11,13 @@ Options (``ProviderSettings.options``):
                         can hold a local task in "running" to exercise cancellation
 
 A reference recording is read here and reduced to a ``ReferenceInfo`` by ``analyse_reference``:
-  WAV (any PCM WAV the stdlib ``wave`` module reads): up to the first max(duration, 30) seconds
-    are decoded to mono; the tempo comes from the periodicity of energy onsets (60-180 BPM); the
-    tonic is the most frequent pitch class among 24 pitch estimates spread over the recording;
-    minor when the minor third above it was heard more than the major third; "melody" adds the
-    pitch heard in the middle of each beat, for up to 64 beats; "continuation" and "remix" carry
-    the audio itself, resampled to the output rate.
+  WAV (any PCM WAV the stdlib ``wave`` module reads), mixed to mono, its first 30 s analysed at
+    4 kHz: the tempo comes from the periodicity of energy onsets (60-180 BPM); the tonic is the
+    most frequent pitch class among 24 pitch estimates spread over it; minor when the minor third
+    above that was heard more than the major third. "melody" adds the pitch heard in the middle
+    of each beat, for up to 64 beats; "continuation" carries the first half-duration of audio
+    and "remix" up to the duration, resampled to the output rate. Where no pulse or no pitch is
+    found, that value alone comes from the hash below. "remix" strength: 0-1, default 0.5.
   Anything else (MP3, FLAC, OGG, M4A, a WAV too short, silent, or unreadable; a file that cannot
     be read at all hashes as empty): tempo (70-139 BPM), tonic, scale and a 32-beat contour come
     from sha256 of the file's bytes, and there is no audio to open with or mix under.
@@ -43,11 +44,12 @@ from providers.wav import decode_wav_mono, estimate_pitch, estimate_tempo, resam
 DEFAULT_MAX_DURATION_SECONDS = 120.0
 DEFAULT_REMIX_STRENGTH = 0.5
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
-ANALYSIS_RATE = 8000  # enough for pitches up to 1 kHz and onsets, and cheap to scan
-PITCH_WINDOW = 512  # 64 ms at ANALYSIS_RATE: two periods of the lowest pitch looked for
+ANALYSIS_RATE = 4000  # enough for pitches up to 1 kHz and for onsets, and cheap to scan
+PITCH_WINDOW = 256  # 64 ms at ANALYSIS_RATE: about four periods of the lowest pitch sought (60 Hz)
 KEY_WINDOWS = 24
 MAX_CONTOUR_BEATS = 64
 MIN_ANALYSED_SECONDS = 0.5
+ANALYSED_SECONDS = 30  # tempo, key and contour come from the first 30 s at most
 LOST_JOB_MESSAGE = "The local job was lost when the gateway restarted."
 
 
@@ -74,6 +76,29 @@ def _pitch_class(hz: float) -> int:
     return round(69 + 12 * math.log2(hz / 440.0)) % 12
 
 
+def _key(scan: array[float]) -> tuple[int, bool | None] | None:
+    """The most heard pitch class and whether its minor third beat its major third."""
+    heard = [0] * 12
+    spacing = max(1, (len(scan) - 2 * PITCH_WINDOW) // KEY_WINDOWS)
+    for start in range(0, max(1, len(scan) - 2 * PITCH_WINDOW), spacing):
+        pitch = estimate_pitch(scan, ANALYSIS_RATE, start, PITCH_WINDOW)
+        if pitch is not None:
+            heard[_pitch_class(pitch)] += 1
+    if not any(heard):
+        return None
+    tonic = max(range(12), key=lambda pc: (heard[pc], -pc))
+    minor_third, major_third = heard[(tonic + 3) % 12], heard[(tonic + 4) % 12]
+    return tonic, None if minor_third == major_third else minor_third > major_third
+
+
+def _contour(scan: array[float], tempo_bpm: float) -> tuple[float | None, ...]:
+    """The pitch heard in the middle of each beat (None where nothing is), up to 64 beats."""
+    beat = 60.0 * ANALYSIS_RATE / tempo_bpm
+    beats = min(MAX_CONTOUR_BEATS, int(len(scan) / beat))
+    middles = (round((i + 0.5) * beat) - PITCH_WINDOW // 2 for i in range(beats))
+    return tuple(estimate_pitch(scan, ANALYSIS_RATE, max(0, m), PITCH_WINDOW) for m in middles)
+
+
 def analyse_reference(
     data: bytes, mode: str, strength: float | None, duration_seconds: float
 ) -> ReferenceInfo:
@@ -81,37 +106,20 @@ def analyse_reference(
     digest = hashlib.sha256(data).digest()
     level = DEFAULT_REMIX_STRENGTH if strength is None else min(1.0, max(0.0, strength))
     fallback = _hash_reference(digest, mode, level)
+    # Only as much audio as the mode can use is decoded: the opening or the whole remix.
+    kept_seconds = {"continuation": duration_seconds / 2, "remix": duration_seconds}.get(mode, 0.0)
     try:
-        rate, samples = decode_wav_mono(data, max(duration_seconds, 30.0))
+        rate, samples = decode_wav_mono(data, max(ANALYSED_SECONDS, kept_seconds) + 0.1)
     except Exception:  # the stdlib parser raises many kinds on odd files; all mean "not a WAV"
         return fallback
     if len(samples) < MIN_ANALYSED_SECONDS * rate or not any(samples):
         return fallback
-    scan = resample(samples, rate, ANALYSIS_RATE)
+    scan = resample(samples[: ANALYSED_SECONDS * rate], rate, ANALYSIS_RATE)
     tempo = estimate_tempo(scan, ANALYSIS_RATE) or fallback.tempo_bpm
-    spacing = max(1, (len(scan) - 2 * PITCH_WINDOW) // KEY_WINDOWS)
-    heard = [0] * 12
-    for start in range(0, max(1, len(scan) - 2 * PITCH_WINDOW), spacing):
-        pitch = estimate_pitch(scan, ANALYSIS_RATE, start, PITCH_WINDOW)
-        if pitch is not None:
-            heard[_pitch_class(pitch)] += 1
-    tonic, minor = fallback.tonic_pc, None
-    if any(heard):
-        tonic = max(range(12), key=lambda pc: (heard[pc], -pc))
-        minor_third, major_third = heard[(tonic + 3) % 12], heard[(tonic + 4) % 12]
-        minor = None if minor_third == major_third else minor_third > major_third
-    contour: tuple[float | None, ...] = ()
-    if mode == "melody":
-        beat = 60.0 * ANALYSIS_RATE / tempo
-        beats = min(MAX_CONTOUR_BEATS, int(len(scan) / beat))
-        middles = (round((i + 0.5) * beat) - PITCH_WINDOW // 2 for i in range(beats))
-        contour = tuple(
-            estimate_pitch(scan, ANALYSIS_RATE, max(0, m), PITCH_WINDOW) for m in middles
-        )
+    tonic, minor = _key(scan) or (fallback.tonic_pc, None)
     audio = array("f")
-    if mode in ("continuation", "remix"):
-        kept = samples[: int(duration_seconds * rate) + 1]
-        audio = array("f", resample(kept, rate, SAMPLE_RATE))
+    if kept_seconds:
+        audio = array("f", resample(samples[: int(kept_seconds * rate) + 2], rate, SAMPLE_RATE))
     return ReferenceInfo(
         mode=mode,
         digest=digest,
@@ -119,7 +127,7 @@ def analyse_reference(
         tonic_pc=tonic,
         minor=minor,
         tempo_bpm=round(tempo, 2),
-        contour_hz=(contour or fallback.contour_hz) if mode == "melody" else (),
+        contour_hz=(_contour(scan, tempo) or fallback.contour_hz) if mode == "melody" else (),
         audio=audio,
         strength=level,
     )

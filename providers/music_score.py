@@ -13,7 +13,8 @@ register (a pitch still more than an octave off, e.g. a bass note, is folded in)
 loops when the music is longer.
 
 Lyrics become a vocal line instead of the lead: ``syllables`` splits words at vowel groups (a
-final silent "e" is dropped; a non-Latin word counts one syllable per character, up to 8); each
+final silent "e" is dropped, accents are ignored; a non-Latin word counts one syllable per
+character, up to 8); each
 syllable is one eighth note (a quarter when slow) with the vowel it contains (a non-Latin one gets
 a vowel from its code point), a consonant onset adds a short noise "breath", each lyric line ends
 on the next bar, and the lyrics repeat after a bar's rest; singing starts on the second bar
@@ -26,12 +27,14 @@ from __future__ import annotations
 import math
 import random
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from providers.music_render import Note
 
 MAJOR, MINOR = (0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 10)
+CHORD_LEVEL = 0.5  # three chord notes together still sit under the lead (level 1)
 # Rhythms in beats of a 4/4 bar, by feel: (start, length) or, for the bass, (start, length, step).
 CHORD_RHYTHMS = {
     "slow": (((0, 4),), ((0, 2), (2, 2))),
@@ -99,7 +102,10 @@ def syllables(lyrics: str, limit: int = 400) -> tuple[str, ...]:
     """Sung syllables of the lyrics, each line closed by ""; words without vowels count once."""
     result: list[str] = []
     for line in lyrics.lower().splitlines():
-        for word in re.findall(r"[^\W\d_]+", line):
+        for written in re.findall(r"[^\W\d_]+", line):
+            # Accents off ("café" -> "cafe"), so accented Latin words syllabify like English.
+            decomposed = unicodedata.normalize("NFKD", written)
+            word = "".join(c for c in decomposed if not unicodedata.combining(c))
             if not word.isascii():
                 result.extend(word[:8])  # one syllable per character, e.g. kana or hanzi
                 continue
@@ -203,7 +209,7 @@ def compose(
             for step in (degree, degree + 2, degree + 4):
                 midi = plan.note(step)
                 midi -= 12 if midi > plan.tonic + 9 else 0
-                notes.append(Note(first + start, length, midi, plan.chord_voice, 0.7))
+                notes.append(Note(first + start, length, midi, plan.chord_voice, CHORD_LEVEL))
         if plan.bass:
             for start, length, step in bass_rhythm:
                 notes.append(Note(first + start, length, plan.note(degree + step) - 24, "bass"))
@@ -216,14 +222,12 @@ def compose(
                 walk = min(16, max(5, walk + step))
                 if start == 0:
                     walk = _nearest_chord_tone(walk, degree)
-                notes.append(
-                    Note(first + start, length * 0.95, plan.note(walk), plan.lead_voice, 0.8)
-                )
+                notes.append(Note(first + start, length * 0.95, plan.note(walk), plan.lead_voice))
     if lead and plan.lead_voice and followed:
         for beat in range(math.ceil(total_beats)):
             target = followed[beat % len(followed)]
             if target is not None:
-                notes.append(Note(float(beat), 0.95, target, plan.lead_voice, 0.8))
+                notes.append(Note(float(beat), 0.95, target, plan.lead_voice))
     if plan.syllables:
 
         def pitch(beat: float) -> int | None:

@@ -5,7 +5,8 @@ not make comes from ``random.Random`` seeded with sha256(prompt, lyrics, instrum
 reference digest, reference mode): the same request renders byte-identical audio, another prompt
 or seed other music. Output: 32000 Hz, mono, 16-bit PCM, exactly round(duration * 32000) frames.
 
-The prompt, as lower-case words ("no X" or "without X" removes X from every list):
+The prompt, as lower-case words ("no X" or "without X" removes X from every list, and an
+instrument X from every choice):
   tempo   a reference's tempo wins (its audio must line up), then "NNN bpm" (40-200); otherwise
           slow/ballad/ambient/calm/chill/relaxing/peaceful/gentle/soft/dreamy/lullaby/lofi pick
           64-84 BPM, fast/dance/energetic/upbeat/edm/techno/house/party/rave/punk/driving/workout
@@ -13,7 +14,8 @@ The prompt, as lower-case words ("no X" or "without X" removes X from every list
   scale   sad/dark/minor/melancholy/gloomy/moody/tragic/haunting/eerie/lonely/mysterious: natural
           minor; happy/bright/major/joyful/cheerful/uplifting/sunny/hopeful/triumphant/playful:
           major; neither (or both): the reference's guess, else the hash.
-  key     a reference's tonic wins, then "in D", "in F#", "Bb minor", "c major"; else the hash.
+  key     a reference's tonic wins, then "in D", "in F#" (capital letter), "Bb minor", "c major";
+          else the hash.
   voices  piano/keys, strings/violin/cello/orchestral, pad, synth, bell/chimes: the first named
           one that can play chords (not bell) plays the chords, the next named one the lead (one
           named voice plays both); bass and drums/drum/beat/percussion only when named. With no
@@ -21,7 +23,7 @@ The prompt, as lower-case words ("no X" or "without X" removes X from every list
           unless the feel is slow (then a 30% chance).
 Lyrics (unless instrumental) replace the lead instrument with a vocal-like voice. The score
 (chords, bass, melody, drums, vocal line) is ``providers.music_score``; the sound (voices,
-formants, drum kit, mastering: tanh saturation, peak at 90% of full scale, never clipping) is
+formants, drum kit, mastering: the peak scaled to 90% of full scale, never clipping) is
 ``providers.music_render``.
 
 A reference (``ReferenceInfo``, built by ``providers.music_local``) sets tempo and tonic, and the
@@ -45,10 +47,10 @@ import re
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import add, mul
+from itertools import chain, islice, repeat
+from operator import mul
 
-from providers.music_render import SAMPLE_RATE, master, normalised, ramp, render_notes
+from providers.music_render import SAMPLE_RATE, blend, master, peak, ramp, render_notes
 from providers.music_score import MusicPlan, compose, syllables
 from providers.wav import encode_wav
 
@@ -101,20 +103,26 @@ class ReferenceInfo:
     strength: float = 0.5
 
 
-def _words(prompt: str) -> list[str]:
+def _words(prompt: str) -> tuple[list[str], set[str]]:
+    """The prompt's words, and the instruments it refuses ("no drums", "without piano")."""
     tokens = re.findall(r"[a-z0-9#]+", prompt.lower())
-    return [w for i, w in enumerate(tokens) if i == 0 or tokens[i - 1] not in ("no", "without")]
+    refused = [i > 0 and tokens[i - 1] in ("no", "without") for i in range(len(tokens))]
+    kept = [word for word, no in zip(tokens, refused, strict=True) if not no]
+    return kept, {
+        INSTRUMENTS[w] for w, no in zip(tokens, refused, strict=True) if no and w in INSTRUMENTS
+    }
 
 
-def _explicit_key(prompt: str) -> int | None:
-    text = prompt.lower()
-    found = re.search(r"\bin ([a-g])(#|b)?\b", text) or re.search(
-        r"\b([a-g])(#|b)? (?:major|minor)\b", text
+def prompt_key(prompt: str) -> int | None:
+    """The pitch class (0 = C) of a key the prompt names, if it names one."""
+    # "in D" needs the capital (so "in a dream" names no key); "a minor" and "Bb major" do not.
+    found = re.search(r"\bin ([A-G])([#b])?(?![\w#])", prompt) or re.search(
+        r"\b([a-g])([#b])? (?:major|minor)\b", prompt.lower()
     )
     if not found:
         return None
     shift = {"#": 1, "b": -1}.get(found.group(2) or "", 0)
-    return (PITCH_CLASSES[found.group(1)] + shift) % 12
+    return (PITCH_CLASSES[found.group(1).lower()] + shift) % 12
 
 
 def plan_music(
@@ -130,7 +138,7 @@ def plan_music(
     if reference is not None:
         material += b"\0" + reference.digest + reference.mode.encode()
     rng = random.Random(hashlib.sha256(material).digest())
-    words = _words(prompt)
+    words, refused = _words(prompt)
     slow, fast = bool(SLOW_WORDS.intersection(words)), bool(FAST_WORDS.intersection(words))
     minor, major = bool(MINOR_WORDS.intersection(words)), bool(MAJOR_WORDS.intersection(words))
     bpm = re.search(r"\b(\d{2,3}) ?bpm\b", prompt.lower())
@@ -148,7 +156,7 @@ def plan_music(
     elif reference is not None and reference.minor is not None:
         is_minor = reference.minor
     pitch_class = rng.randrange(12)
-    explicit = _explicit_key(prompt)
+    explicit = prompt_key(prompt)
     pitch_class = explicit if explicit is not None else pitch_class
     pitch_class = reference.tonic_pc if reference is not None else pitch_class
     scale = "minor" if is_minor else "major"
@@ -156,9 +164,11 @@ def plan_music(
     melodic = [v for v in named if v in MELODIC]
     chord = next((v for v in melodic if v in CHORD_VOICES), None)
     if chord is None:
-        chord = rng.choice(("pad", "strings", "piano") if feel == "slow" else CHORD_VOICES)
+        choices = ("pad", "strings", "piano") if feel == "slow" else CHORD_VOICES
+        chord = rng.choice([v for v in choices if v not in refused] or choices)
     others = [v for v in melodic if v != chord and v in LEAD_VOICES]
-    lead = others[0] if others else chord if melodic else rng.choice(LEAD_VOICES)
+    lead = others[0] if others else chord if melodic else None
+    lead = lead or rng.choice([v for v in LEAD_VOICES if v not in refused] or LEAD_VOICES)
     sung = syllables(lyrics) if lyrics and lyrics.strip() and not instrumental else ()
     return MusicPlan(
         seed=rng.getrandbits(64),
@@ -169,8 +179,9 @@ def plan_music(
         progression=rng.choice(PROGRESSIONS[scale]),
         chord_voice=chord,
         lead_voice=None if sung else lead,
-        bass="bass" in named or not named,
-        drums="drums" in named or (not named and (feel != "slow" or rng.random() < 0.3)),
+        bass="bass" not in refused and ("bass" in named or not named),
+        drums="drums" not in refused
+        and ("drums" in named or (not named and (feel != "slow" or rng.random() < 0.3))),
         syllables=sung,
     )
 
@@ -187,8 +198,8 @@ def render_music(
     """The WAV file (32000 Hz, mono, 16-bit) for one request."""
     plan = plan_music(prompt, seed, lyrics=lyrics, instrumental=instrumental, reference=reference)
     total = max(1, round(duration_seconds * SAMPLE_RATE))
-    audio = array("d", reference.audio) if reference is not None else array("d")
-    mode = reference.mode if reference is not None and audio else ""
+    audio = reference.audio if reference is not None else ()
+    mode = reference.mode if reference is not None and len(audio) else ""
     opening = min(len(audio), total // 2) if mode == "continuation" else 0
     crossfade = min(SAMPLE_RATE // 2, opening // 2)
     offset = opening - crossfade
@@ -197,13 +208,13 @@ def render_music(
     notes = compose(plan, beats, contour=contour, lead=mode != "remix")
     mix = render_notes(notes, plan.tempo_bpm, total, offset)
     if mode == "continuation" and opening:
-        head = normalised(audio[:opening])
+        head = array("d", islice(audio, opening))
         head[offset:] = array("d", map(mul, head[offset:], ramp(crossfade)))
-        mix = normalised(mix)
-        mix[:opening] = array("d", map(add, mix[:opening], head))
+        blend(mix, 1.0 / (peak(mix) or 1.0), head, 1.0 / (peak(head) or 1.0))
     elif mode == "remix" and reference is not None:
         strength = min(1.0, max(0.0, reference.strength))
-        looped = normalised((audio * (total // len(audio) + 1))[:total])
-        arrangement = map(mul, normalised(mix), repeat(strength))
-        mix = array("d", map(add, arrangement, map(mul, looped, repeat(1.0 - strength))))
+        gain = strength / (peak(mix) or 1.0)
+        # chain over repeats, not cycle(): cycle would keep a second copy of the whole reference
+        looped = chain.from_iterable(repeat(audio, total // len(audio) + 1))
+        blend(mix, gain, looped, (1.0 - strength) / (peak(audio) or 1.0))
     return encode_wav(master(mix), SAMPLE_RATE)

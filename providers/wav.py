@@ -5,8 +5,8 @@ reads (8/16/24/32-bit integer, any channel count) to mono floats, linear resampl
 measurements: ``describe_wav`` (format, length, loudness, peak), ``estimate_pitch`` (normalised
 autocorrelation on one window) and ``estimate_tempo`` (autocorrelation of an onset envelope).
 
-Every loop over samples runs inside C (``map``, ``accumulate``, slicing) or in one comprehension,
-never through per-sample Python function calls, so these stay cheap on minutes of audio.
+Loops over samples run inside C (``map``, ``accumulate``, slicing) wherever the operation allows;
+resampling, which needs a position per sample, is one plain loop.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise, repeat
-from operator import add, mul, sub
+from operator import add, mul
 
 PCM16_MAX = 32767
+_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +40,9 @@ class WavInfo:
 
 def encode_wav(samples: Iterable[int], sample_rate: int, channels: int = 1) -> bytes:
     """16-bit little-endian PCM WAV bytes; ``samples`` are interleaved integers in int16 range."""
-    pcm = array("h", samples)
+    pcm = samples if isinstance(samples, array) and samples.typecode == "h" else array("h", samples)
     if sys.byteorder == "big":
+        pcm = array("h", pcm)  # byteswap a copy, never the caller's samples
         pcm.byteswap()
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as writer:
@@ -104,33 +106,46 @@ def describe_wav(data: bytes) -> WavInfo:
 def decode_wav_mono(data: bytes, max_seconds: float | None = None) -> tuple[int, array[float]]:
     """The sample rate and the channels' average as floats in -1..1 (raises on an invalid WAV)."""
     rate, channels, width, values = _read(data, max_seconds)
-    full_scale = float(1 << (8 * (4 if width == 3 else width) - 1))
-    mixed: Iterable[int] = values[0::channels]
-    for channel in range(1, channels):
-        mixed = map(add, mixed, values[channel::channels])
-    return rate, array("d", map(mul, mixed, repeat(1.0 / (full_scale * channels))))
+    scale = 1.0 / (float(1 << (8 * (4 if width == 3 else width) - 1)) * channels)
+    mono = array("f")  # single precision: ample for analysis and mixing, half the memory
+    step = _BLOCK * channels
+    for first in range(0, len(values) - len(values) % channels, step):
+        block = values[first : first + step]
+        mixed: Iterable[int] = block[0::channels]
+        for channel in range(1, channels):
+            mixed = map(add, mixed, block[channel::channels])
+        mono.extend(map(mul, mixed, repeat(scale)))
+    return rate, mono
 
 
 def resample(samples: Sequence[float], from_rate: int, to_rate: int) -> array[float]:
-    """Linear-interpolation resampling; downsampling first averages over the source step."""
-    source = array("d", samples)
-    if from_rate == to_rate or not source:
-        return source
+    """Linear interpolation; reducing the rate 2x or more averages each output step instead.
+
+    A plain loop: measured about twice as fast as a comprehension that has to unpack each
+    position, and it builds the result in blocks so a long recording needs no large list.
+    """
+    if from_rate == to_rate or len(samples) < 2:
+        return array("d", samples)
     step = from_rate / to_rate
+    count = int((len(samples) - 1) / step)  # keeps the last index + 1 inside the source
     width = int(step)
-    if width > 1:
-        # A box filter (moving average) against aliasing, from prefix sums so it costs O(n).
-        sums = array("d", accumulate(source, initial=0.0))
-        source = array("d", map(mul, map(sub, sums[width:], sums), repeat(1.0 / width)))
-    source.append(source[-1])
-    count = int((len(source) - 1) / step)
-    return array(
-        "d",
-        (
-            source[i] + (source[i + 1] - source[i]) * (position - i)
-            for position, i in ((k * step, int(k * step)) for k in range(count))
-        ),
-    )
+    # Averaging over the samples an output stands for is a box filter against aliasing; prefix
+    # sums make every average cost two lookups.
+    sums = array("d", accumulate(samples, initial=0.0)) if width >= 2 else array("d")
+    result, block = array("d"), []
+    for k in range(count):
+        position = k * step
+        i = int(position)
+        if width >= 2:
+            block.append((sums[i + width] - sums[i]) / width)
+        else:
+            left = samples[i]
+            block.append(left + (samples[i + 1] - left) * (position - i))
+        if len(block) == _BLOCK:
+            result.extend(block)
+            block.clear()
+    result.extend(block)
+    return result
 
 
 def estimate_pitch(
