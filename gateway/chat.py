@@ -1,6 +1,6 @@
 """``POST /v1/chat/completions``: the Available chat surface, sync and SSE streaming.
 
-Reads top to bottom as the request path: shed load -> auth -> body -> validate -> route ->
+Reads top to bottom as the request path: auth -> body -> shed load -> validate -> route ->
 idempotency -> rate limit -> relay -> render -> settle. Streams are written as chunks arrive; the
 ``model`` of every answer is rewritten to the catalog id that served it. After the first byte, a
 failure becomes an SSE error event and the stream ends without ``[DONE]``.
@@ -78,13 +78,15 @@ class ChatEndpoint:
 
     async def __call__(self, request: Request) -> None:
         # One frame for the whole request (see gateway/middleware.py on why depth matters).
-        self._shedder.enter()
         ctx = request.ctx
+        key = self._keys.authenticate(request)
+        # The body is read before taking a concurrency slot: a client sending it slowly must
+        # not hold a slot (the server's body deadline bounds how long it may take).
+        body = await read_json_object(request, self._body_limit)
+        self._shedder.enter()
         ticket: Ticket | None = None
         reservation: Reservation | None = None
         try:
-            key = self._keys.authenticate(request)
-            body = await read_json_object(request, self._body_limit)
             chat = validate_chat(body)
             ctx.stream = chat.stream
             capability = "chat.stream" if chat.stream else "chat"
@@ -185,6 +187,8 @@ class ChatEndpoint:
                 except UpstreamError as error:
                     gateway_error = to_gateway_error(error)
                     ctx.error_code = gateway_error.code
+                    # The status is already 200: this counter is where such failures show.
+                    self._metrics.stream_errors.labels(model_id, gateway_error.code).inc()
                     final = b"data: " + envelope(gateway_error, ctx.request_id) + b"\n\n"
                 except asyncio.CancelledError:
                     # The server's shutdown grace ran out (or the client left): say so, as for

@@ -11,6 +11,7 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.logs import configure_logging
+from gateway.server_protocol import deadline_protocol
 from gateway.settings import ConfigError, Settings, load_settings
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=deadline_protocol(settings.server.header_timeout_s, settings.server.body_timeout_s),
         lifespan="on",
         access_log=False,  # the gateway writes its own structured access line
         log_level="warning" if level != "debug" else "debug",

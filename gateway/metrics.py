@@ -168,6 +168,15 @@ class Metrics:
             )
         )
 
+        self.stream_errors = _Cached(
+            Counter(
+                "beatra_stream_errors",
+                "Streams that failed after their first byte (ended with an error event), by "
+                "catalog model and error code.",
+                ["model", "code"],
+                registry=r,
+            )
+        )
         self.tasks = _Cached(
             Counter(
                 "beatra_tasks",

@@ -38,6 +38,8 @@ class ServerSettings:
     log_format: str = "json"
     metrics_token: str | None = None  # when set, GET /metrics needs this bearer token
     shutdown_grace_s: float = 30.0  # on SIGTERM: how long in-flight requests and streams may finish
+    header_timeout_s: float = 10.0  # a request head must arrive within this (slowloris)
+    body_timeout_s: float = 300.0  # and its body within this (100 MB at about 350 KB/s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +333,8 @@ def _server(table: Table, env: Mapping[str, str]) -> ServerSettings:
         log_format=table.text("log_format", defaults.log_format),
         metrics_token=_secret(table, "metrics_token_env", env),
         shutdown_grace_s=table.number("shutdown_grace_s", defaults.shutdown_grace_s, 0),
+        header_timeout_s=table.number("header_timeout_s", defaults.header_timeout_s, 0.01),
+        body_timeout_s=table.number("body_timeout_s", defaults.body_timeout_s, 0.01),
     )
     if settings.log_format not in ("json", "console"):
         raise ConfigError(table.at("log_format"), 'must be "json" or "console"')

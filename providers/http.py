@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +28,10 @@ ErrorMapper = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
+# The longest line of an event stream (or max_response_bytes when smaller). An unfinished line
+# is copied again with every read that extends it, so its cost grows with the square of its
+# length: 1 MiB in 64 KiB reads costs the event loop ~10-20 ms, 32 MiB would block it ~40 s.
+MAX_EVENT_LINE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +237,11 @@ class HttpUpstream:
             if response.status >= 300:
                 body = await self._read_bounded(response)
                 raise on_error(response.status, body, _plain(response.headers))
-            yield _sse_batches(response, self._max_response_bytes)
+            yield _sse_batches(
+                response,
+                self._settings.read_timeout,
+                min(self._max_response_bytes, MAX_EVENT_LINE_BYTES),
+            )
         except BaseException:
             response.close()
             raise
@@ -255,30 +264,91 @@ class HttpUpstream:
 
 
 async def _sse_batches(
-    response: aiohttp.ClientResponse, max_line_bytes: int
+    response: aiohttp.ClientResponse, line_timeout: float, max_line_bytes: int
 ) -> AsyncIterator[list[bytes]]:
     """The ``data:`` payloads of an event stream, batched by network read.
 
     Events that arrive in one read are yielded together, so the gateway forwards them in one
     write instead of one write per event (the cost of a stream is mostly per write). A line
-    longer than ``max_line_bytes`` without its end is a broken stream, not a reason to buffer.
+    longer than ``max_line_bytes`` is a broken stream, not a reason to buffer; the events before
+    it still go out. Each line must arrive whole within ``line_timeout``: aiohttp's read timeout
+    restarts with every byte, so a provider dripping bytes would otherwise hold the stream (and
+    its client) forever.
     """
+    content = response.content
+    deadline = _LineDeadline(content, line_timeout)
     pending = b""
     try:
-        async for data in response.content.iter_any():
+        deadline.start()
+        async for data in content.iter_any():
+            size = len(pending) + len(data)
             lines = (pending + data).split(b"\n") if pending else data.split(b"\n")
             pending = lines.pop()
-            if len(pending) > max_line_bytes:
+            # Only a read that takes the unfinished text past the limit can hold a long line.
+            if size > max_line_bytes and max(map(len, [pending, *lines])) > max_line_bytes:
+                deadline.stop()
+                intact = itertools.takewhile(lambda line: len(line) <= max_line_bytes, lines)
+                batch = [line[5:].strip() for line in intact if line.startswith(b"data:")]
+                if batch:
+                    yield batch  # the events before the broken one still go out
                 raise UpstreamError("server", "The provider sent an oversized stream event.")
+            if not lines:
+                continue  # no line finished: the deadline keeps running
+            deadline.stop()
             batch = [line[5:].strip() for line in lines if line.startswith(b"data:")]
             if batch:
                 yield batch
+            deadline.start()
         if pending.startswith(b"data:"):
             yield [pending[5:].strip()]
     except UpstreamError:
         raise
     except Exception as exc:
         raise transport_error(exc) from exc
+    finally:
+        deadline.cancel()
+
+
+class _LineDeadline:
+    """Fails a stream read that has waited ``seconds`` without receiving a whole line.
+
+    The clock runs only while the reader waits on the provider, never while the consumer holds
+    a batch (a slow client is not the provider's fault). One timer per stream, re-armed lazily
+    when it fires, so a batch costs a clock read rather than a timer of its own.
+    """
+
+    __slots__ = ("_content", "_loop", "_seconds", "_since", "_timer")
+
+    def __init__(self, content: aiohttp.StreamReader, seconds: float) -> None:
+        self._content = content
+        self._loop = asyncio.get_running_loop()
+        self._seconds = seconds
+        self._since: float | None = None  # when the current wait began; None: not waiting
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._since = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._since + self._seconds, self._expire)
+
+    def stop(self) -> None:
+        self._since = None
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._since is None:
+            return  # the consumer holds a batch; the next wait arms the timer again
+        due = self._since + self._seconds
+        if self._loop.time() < due:
+            self._timer = self._loop.call_at(due, self._expire)
+            return
+        # Wakes the pending read with the error, as aiohttp's own read timeout does.
+        self._content.set_exception(TimeoutError("no whole line within the read timeout"))
 
 
 def transport_error(exc: BaseException) -> UpstreamError:

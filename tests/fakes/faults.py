@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,12 @@ FAULTS = (
     "cut",  # stream: send ``after`` chunks, then abort the connection
     "stall",  # stream: send ``after`` chunks, then send nothing more
     "no_done",  # stream: end cleanly but without the provider's end-of-stream marker
+    "drip",  # stream: from chunk ``after`` on, write ``size`` bytes at a time, ``delay`` s apart
+    "giant",  # stream: chunk ``after`` becomes one event padded to about ``size`` bytes
+    "malformed_sse",  # stream: from chunk ``after`` on, the events lose their SSE framing
 )
+# The OpenAI fake also applies cut, stall, no_done, drip, giant and malformed_sse to sync
+# answers (see ``openai_upstream``): a broken body instead of a broken stream.
 
 
 @dataclass
@@ -35,6 +41,7 @@ class Fault:
     delay: float = 0.0
     after: int = 2
     message: str = "fake upstream failure"
+    size: int = 1  # drip: bytes per write; giant: bytes of the padded event or body
 
 
 @dataclass
@@ -56,6 +63,8 @@ class FaultPlan:
         self.abandoned_requests = 0  # slow answers whose client hung up while we waited
         self.chunk_gap = 0.0  # seconds between stream chunks
         self.chunk_count = 5  # content chunks per streamed answer
+        self.chunk_padding = 0  # extra characters of content per chunk (long streams in bytes)
+        self.frames_sent = 0  # stream events written (how far a stream got; backpressure)
 
     def push(self, name: str, times: int = 1, **options: Any) -> None:
         if name not in FAULTS:
@@ -79,6 +88,10 @@ class FaultPlan:
             else:
                 self.completed_streams += 1
 
+    def note_frame(self) -> None:
+        with self._lock:
+            self.frames_sent += 1
+
     def note_abandoned(self) -> None:
         with self._lock:
             self.abandoned_requests += 1
@@ -96,6 +109,8 @@ class FaultPlan:
             self.abandoned_requests = 0
             self.chunk_gap = 0.0
             self.chunk_count = 5
+            self.chunk_padding = 0
+            self.frames_sent = 0
 
 
 async def wait_or_abandon(request: web.Request, plan: FaultPlan, delay: float) -> bool:
@@ -110,21 +125,62 @@ async def wait_or_abandon(request: web.Request, plan: FaultPlan, delay: float) -
     return True
 
 
+# The faults that strike at frame ``after`` exactly (``malformed_sse`` holds from there on).
+STREAM_FAULTS = ("cut", "stall", "drip", "giant", "malformed")
+
+
+def client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def drip(
+    request: web.Request, response: web.StreamResponse, data: bytes, fault: Fault
+) -> bool:
+    """Write ``data`` ``fault.size`` bytes at a time, ``fault.delay`` s apart; False if the
+    client hung up first."""
+    step = max(1, fault.size)
+    for start in range(0, len(data), step):
+        if client_gone(request):
+            return False
+        try:
+            await response.write(data[start : start + step])
+        except ConnectionError:
+            return False
+        await asyncio.sleep(fault.delay)
+    return True
+
+
+def unframed(frame: bytes) -> bytes:
+    """An SSE frame without its field names: bare JSON lines, as an NDJSON server sends."""
+    return b"\n".join(line.partition(b": ")[2] for line in frame.split(b"\n"))
+
+
+def padded(frame: bytes, size: int) -> bytes:
+    """An SSE frame whose JSON data gains a ``padding`` field of ``size`` bytes."""
+    head, _, tail = frame.rpartition(b"}")
+    return head + b', "padding": "' + b"x" * size + b'"}' + tail
+
+
 async def play_stream(
     request: web.Request,
     response: web.StreamResponse,
-    frames: list[bytes],
+    frames: Iterable[bytes],
     broken_frame: bytes,
     *,
     fault: Fault,
     plan: FaultPlan,
 ) -> web.StreamResponse:
     """Write pre-encoded SSE frames, applying a stream fault at frame ``fault.after``
-    (``cut``, ``stall``, or ``malformed``: ``broken_frame`` instead), and note how it ended."""
+    (``cut``, ``stall``, ``drip``, ``giant``, ``malformed_sse``, or ``malformed``:
+    ``broken_frame`` instead), and note how it ended."""
+    remaining = iter(frames)
     try:
-        for position, frame in enumerate(frames):
+        for position, frame in enumerate(remaining):
             out = frame
-            if fault.name in ("cut", "stall", "malformed") and position == fault.after:
+            if fault.name == "malformed_sse" and position >= fault.after:
+                out = unframed(frame)
+            elif position == fault.after and fault.name in STREAM_FAULTS:
                 if fault.name == "cut":
                     assert request.transport is not None
                     request.transport.abort()
@@ -132,12 +188,19 @@ async def play_stream(
                 if fault.name == "stall":
                     await wait_or_abandon(request, plan, 60.0)
                     return response
-                out = broken_frame
+                if fault.name == "drip":
+                    if not await drip(request, response, b"".join([frame, *remaining]), fault):
+                        plan.note_stream_end(cancelled=True)
+                        return response
+                    break
+                out = broken_frame if fault.name == "malformed" else padded(frame, fault.size)
             await response.write(out)
+            plan.note_frame()
             if plan.chunk_gap:
                 await asyncio.sleep(plan.chunk_gap)
         await response.write_eof()
-    except (ConnectionResetError, asyncio.CancelledError):
+    except (ConnectionError, asyncio.CancelledError):
+        # ConnectionError: reset while writing, or "connection lost" while blocked on drain.
         plan.note_stream_end(cancelled=True)
         raise
     plan.note_stream_end(cancelled=False)

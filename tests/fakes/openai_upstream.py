@@ -3,19 +3,27 @@
 ``POST /v1/chat/completions``: a ``chat.completion`` body, or with ``stream: true`` an event
 stream of ``chat.completion.chunk`` objects ending ``data: [DONE]`` (with a usage chunk first
 when ``stream_options.include_usage`` is set). Errors use OpenAI's ``{"error": {...}}`` body.
+
+Sync answers can break too (``SYNC_BODY_FAULTS``): ``cut`` sends half the body and aborts,
+``stall`` sends half and then nothing, ``no_done`` ends a chunked body cleanly half way, ``drip``
+writes it ``size`` bytes at a time, ``giant`` pads the content to ``size`` bytes, and
+``malformed_sse`` answers an event stream to a request that did not ask for one.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from tests.fakes.faults import Fault, FaultPlan, play_stream, wait_or_abandon
+from tests.fakes.faults import Fault, FaultPlan, drip, play_stream, wait_or_abandon
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
+SYNC_BODY_FAULTS = ("cut", "stall", "no_done", "drip", "giant", "malformed_sse")
 
 
 def _error_body(fault: Fault) -> bytes:
@@ -69,25 +77,27 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
                 body=b'{"id": "chatcmpl-x", "choices": [', content_type="application/json"
             )
         text = "".join(REPLY_WORDS)
-        return web.json_response(
-            {
-                "id": "chatcmpl-fake123",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model"),
-                "system_fingerprint": "fp_fake",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": _usage(body, len(REPLY_WORDS)),
-            },
-            dumps=lambda data: orjson.dumps(data).decode(),
-        )
+        if fault.name == "giant":
+            text += "x" * fault.size
+        answer = {
+            "id": "chatcmpl-fake123",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": _usage(body, len(REPLY_WORDS)),
+        }
+        if fault.name in SYNC_BODY_FAULTS:
+            return await _broken_answer(request, orjson.dumps(answer), fault, plan)
+        return web.json_response(answer, dumps=lambda data: orjson.dumps(data).decode())
 
     return _app_with(chat)
 
@@ -96,6 +106,38 @@ def _app_with(chat: Any) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     return app
+
+
+async def _broken_answer(
+    request: web.Request, body: bytes, fault: Fault, plan: FaultPlan
+) -> web.StreamResponse:
+    """A sync answer that breaks on the way (``SYNC_BODY_FAULTS``)."""
+    content_type = "text/event-stream" if fault.name == "malformed_sse" else "application/json"
+    response = web.StreamResponse(headers={"content-type": content_type})
+    if fault.name == "malformed_sse":
+        body = b"data: " + body + b"\n\ndata: [DONE]\n\n"
+    if fault.name != "no_done":
+        response.content_length = len(body)  # the client knows the body is incomplete
+    await response.prepare(request)
+    half = body[: len(body) // 2]
+    if fault.name in ("cut", "stall", "no_done"):
+        await response.write(half)
+        if fault.name == "cut":
+            assert request.transport is not None
+            request.transport.abort()
+        elif fault.name == "stall":
+            await wait_or_abandon(request, plan, 60.0)
+        else:
+            await response.write_eof()
+        return response
+    if fault.name == "drip":
+        if not await drip(request, response, body, fault):
+            plan.note_abandoned()
+            return response
+    else:
+        await response.write(body)
+    await response.write_eof()
+    return response
 
 
 async def _stream(
@@ -110,34 +152,26 @@ async def _stream(
         "model": body.get("model"),
     }
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    words = (REPLY_WORDS * (plan.chunk_count // len(REPLY_WORDS) + 1))[: plan.chunk_count]
-    events: list[bytes] = [
-        orjson.dumps(
-            {
-                **base,
-                "choices": [
-                    {
-                        "index": 0,
-                        "delta": {"role": "assistant", "content": ""},
-                        "finish_reason": None,
-                    }
-                ],
-            }
+    count = plan.chunk_count
+
+    def event(choice: dict[str, Any]) -> bytes:
+        return b"data: " + orjson.dumps({**base, "choices": [choice]}) + b"\n\n"
+
+    def frames() -> Iterator[bytes]:
+        # Made as they are sent, so a very long stream costs the fake no memory up front.
+        yield event(
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
         )
-    ]
-    events += [
-        orjson.dumps(
-            {**base, "choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]}
-        )
-        for w in words
-    ]
-    events.append(
-        orjson.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    )
-    if include_usage:
-        events.append(orjson.dumps({**base, "choices": [], "usage": _usage(body, len(words))}))
-    frames = [b"data: " + event + b"\n\n" for event in events]
-    if fault.name != "no_done":
-        frames.append(b"data: [DONE]\n\n")
+        padding = "x" * plan.chunk_padding
+        for word in itertools.islice(itertools.cycle(REPLY_WORDS), count):
+            delta = {"content": word + padding}
+            yield event({"index": 0, "delta": delta, "finish_reason": None})
+        yield event({"index": 0, "delta": {}, "finish_reason": "stop"})
+        if include_usage:
+            usage: dict[str, Any] = {**base, "choices": [], "usage": _usage(body, count)}
+            yield b"data: " + orjson.dumps(usage) + b"\n\n"
+        if fault.name != "no_done":
+            yield b"data: [DONE]\n\n"
+
     broken = b"data: {not json\n\n"
-    return await play_stream(request, response, frames, broken, fault=fault, plan=plan)
+    return await play_stream(request, response, frames(), broken, fault=fault, plan=plan)

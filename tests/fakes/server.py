@@ -1,7 +1,8 @@
 """Run real HTTP servers for tests on 127.0.0.1, each in its own thread and event loop.
 
 Fake upstreams are aiohttp.web applications (so a fault can abort the TCP connection itself);
-the gateway runs under uvicorn exactly as in production. Tests talk to both over real sockets.
+the gateway runs under uvicorn exactly as in production. Tests talk to both over real sockets,
+and can look inside: the tasks on a server's loop, the TCP sockets the process holds open.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import contextlib
 import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
 
 import uvicorn
 from aiohttp import web
+
+T = TypeVar("T")
 
 
 def _bound_socket() -> socket.socket:
@@ -89,9 +94,34 @@ class UvicornServer:
         options.update(config)
         self._server = uvicorn.Server(uvicorn.Config(app, **options))
         self._thread = threading.Thread(target=self._run, name="gateway", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._server.serve(sockets=[self._sock])
+
+    def call_in_loop(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run ``fn`` on the server's own loop thread and return its result: the way to inspect
+        the loop (e.g. count its tasks) without racing it."""
+        if self._loop is None:
+            raise RuntimeError("server not started")
+        done: Future[T] = Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # handed to the waiting thread
+                done.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return done.result(timeout)
+
+    def task_count(self) -> int:
+        """Asyncio tasks alive on the server's loop (requests, watchers, background jobs)."""
+        return self.call_in_loop(lambda: len(asyncio.all_tasks()))
 
     def start(self) -> UvicornServer:
         self._thread.start()
@@ -113,3 +143,33 @@ class UvicornServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def open_tcp_sockets(*, local_port: int | None = None, remote_port: int | None = None) -> int:
+    """TCP sockets this process holds open (listening ones aside) on a loopback port.
+
+    Servers and clients of a test share one process, so the side matters: ``remote_port`` counts
+    connections made *to* that port (e.g. the gateway's pool towards an upstream), ``local_port``
+    the ones accepted *on* it. Linux only: file descriptors matched against ``/proc/net/tcp``.
+    """
+    inodes = set()
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = fd.readlink().name
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            next(lines)
+            for line in lines:
+                fields = line.split()
+                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                if inode not in inodes or state == "0A":  # 0A: LISTEN
+                    continue
+                if local_port is not None and int(local.rsplit(":", 1)[1], 16) != local_port:
+                    continue
+                if remote_port is not None and int(remote.rsplit(":", 1)[1], 16) != remote_port:
+                    continue
+                count += 1
+    return count

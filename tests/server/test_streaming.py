@@ -69,6 +69,8 @@ def test_failure_mid_stream_is_an_error_event_without_done(
     assert error["request_id"] == response.headers["x-request-id"]
     assert len(events) == 4  # three chunks went out before the cut, then the error event
     assert openai_fake.plan.calls == 1  # no retry after the first byte
+    metrics = httpx.get(gateway.url + "/metrics").text
+    assert 'beatra_stream_errors_total{code="upstream_error",model="gpt-test"} 1.0' in metrics
 
 
 def test_stream_without_end_marker_or_with_bad_event_is_an_error(

@@ -1,0 +1,73 @@
+"""uvicorn's httptools protocol with deadlines for a request's head and body.
+
+uvicorn times a connection out only while it sits idle between requests: a client that opens a
+connection and never finishes its headers (slowloris), or sends a body a byte at a time, holds a
+socket and a file descriptor for ever. This protocol closes such a connection once the head has
+taken longer than ``header_timeout_s`` (counted from the connection's first byte, or from the
+connection itself for a client that sends nothing) or the body longer than ``body_timeout_s``.
+The client gets no answer: it sent no request worth one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    header_timeout_s = 10.0
+    body_timeout_s = 300.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm(self.header_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm(self.header_timeout_s)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._arm(self.body_timeout_s)
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Between requests uvicorn's own keep-alive timeout applies.
+        self._disarm()
+
+
+def deadline_protocol(header_timeout_s: float, body_timeout_s: float) -> type[DeadlineProtocol]:
+    """The protocol class with these deadlines (uvicorn takes a class, not an instance)."""
+    return type(
+        "ConfiguredDeadlineProtocol",
+        (DeadlineProtocol,),
+        {"header_timeout_s": header_timeout_s, "body_timeout_s": body_timeout_s},
+    )
