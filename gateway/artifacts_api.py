@@ -18,6 +18,14 @@ from gateway.errors import GatewayError
 
 _RANGE = re.compile(rb"bytes=(\d*)-(\d*)")
 _ASCII_NAME = re.compile(r"[^A-Za-z0-9._ -]")
+_BEYOND_ANY_FILE = 10**18
+_MAX_POSITION_DIGITS = 18
+
+
+def _position(digits: bytes) -> int:
+    """A byte position of a Range header; any longer number is past the end of any file (and
+    Python refuses to convert one of over 4300 digits at all)."""
+    return int(digits) if len(digits) <= _MAX_POSITION_DIGITS else _BEYOND_ANY_FILE
 
 
 def parse_range(header: bytes | None, size: int) -> tuple[int, int] | None:
@@ -31,16 +39,16 @@ def parse_range(header: bytes | None, size: int) -> tuple[int, int] | None:
     if not first and not last:
         return None
     if not first:  # a suffix: the last n bytes
-        length = int(last)
+        length = _position(last)
         if length == 0:
             raise _unsatisfiable(size)
         return max(0, size - length), size - 1
-    start = int(first)
-    if last and int(last) < start:
+    start = _position(first)
+    if last and _position(last) < start:
         return None  # not a valid range: ignored
     if start >= size:
         raise _unsatisfiable(size)
-    end = int(last) if last else size - 1
+    end = _position(last) if last else size - 1
     return start, min(end, size - 1)
 
 

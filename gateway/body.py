@@ -1,7 +1,9 @@
 """Reading a JSON request body safely: media type and size are checked before any parsing.
 
 A declared ``Content-Length`` over the limit is refused before one byte is read; an undeclared
-(chunked) body is counted as it arrives and refused the moment it passes the limit.
+(chunked) body is counted as it arrives and refused the moment it passes the limit. A parsed
+body nested deeper than ``MAX_JSON_DEPTH`` is refused too: orjson reads up to 1024 levels but
+writes only 254, so a deeper body would fail later, when it is fingerprinted or forwarded.
 """
 
 from __future__ import annotations
@@ -12,6 +14,11 @@ import orjson
 
 from gateway.asgi import Request
 from gateway.errors import GatewayError, invalid
+
+MAX_JSON_DEPTH = 128  # far beyond any real request; well inside what orjson can write back
+# One 400 lists at most this many problems: a body of a million bad items must not get a
+# thousand-times larger answer. Validators stop looking once they have found one more.
+MAX_LISTED_ISSUES = 20
 
 
 def require_json_type(request: Request) -> None:
@@ -66,4 +73,34 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict):
         raise invalid([{"field": "body", "issue": "must be a JSON object"}])
+    # Fewer opening brackets than the limit cannot nest past it: most bodies skip the walk.
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > MAX_JSON_DEPTH and nested_deeper_than(data, MAX_JSON_DEPTH):
+        raise invalid(
+            [{"field": "body", "issue": f"nested deeper than {MAX_JSON_DEPTH} levels"}],
+            "The body is nested too deeply.",
+        )
     return data
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays in ``value`` nest more than ``limit`` levels.
+
+    Iterative, so the check itself cannot exhaust the stack; only containers are pushed.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
+
+
+def listed(issues: list[dict[str, str]]) -> list[dict[str, str]]:
+    """``issues`` as a 400 lists them: the first ``MAX_LISTED_ISSUES``, and a note if more."""
+    if len(issues) <= MAX_LISTED_ISSUES:
+        return issues
+    return [*issues[:MAX_LISTED_ISSUES], {"field": "body", "issue": "more problems not listed"}]

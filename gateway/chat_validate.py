@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.body import MAX_LISTED_ISSUES, listed
 from gateway.errors import invalid
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -133,7 +134,7 @@ def validate_chat(body: dict[str, Any]) -> ChatRequest:
             issues.append({"field": "stream_options.include_usage", "issue": "must be a boolean"})
         include_usage = usage_flag is True
     if issues:
-        raise invalid(issues)
+        raise invalid(listed(issues))
     return ChatRequest(body=body, model=str(model), stream=stream, include_usage=include_usage)
 
 
@@ -145,12 +146,15 @@ def _check_messages(messages: Any, issues: Issues) -> None:
         issues.append({"field": "messages", "issue": f"must have at most {MAX_MESSAGES} items"})
         return
     for index, message in enumerate(messages):
+        if len(issues) > MAX_LISTED_ISSUES:
+            return
         where = f"messages[{index}]"
         if not isinstance(message, dict):
             issues.append({"field": where, "issue": "must be an object"})
             continue
         role = message.get("role")
-        if role not in ROLES:
+        # isinstance first: an unhashable value (an object, an array) cannot be looked up.
+        if not isinstance(role, str) or role not in ROLES:
             issues.append(
                 {"field": f"{where}.role", "issue": f"must be one of {', '.join(sorted(ROLES))}"}
             )
@@ -177,8 +181,11 @@ def _check_parts(parts: list[Any], where: str, issues: Issues) -> None:
     if not parts:
         issues.append({"field": where, "issue": "must not be empty"})
     for index, part in enumerate(parts):
+        if len(issues) > MAX_LISTED_ISSUES:
+            return
         at = f"{where}[{index}]"
-        if not isinstance(part, dict) or part.get("type") not in CONTENT_PART_TYPES:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(kind, str) or kind not in CONTENT_PART_TYPES:
             issues.append({"field": f"{at}.type", "issue": "unknown content part type"})
-        elif part["type"] == "text" and not isinstance(part.get("text"), str):
+        elif kind == "text" and not isinstance(part.get("text"), str):
             issues.append({"field": f"{at}.text", "issue": "must be a string"})

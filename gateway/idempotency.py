@@ -25,7 +25,8 @@ from gateway.settings import IdempotencySettings
 from gateway.stores.base import IdempotencyStore, StoredResponse
 
 HEADER = b"idempotency-key"
-_VALID_KEY = re.compile(rb"[\x21-\x7e]{1,255}")  # visible ASCII, 1-255 characters
+KEY_PATTERN = "[!-~]{1,255}"  # visible ASCII (0x21-0x7e), 1-255 characters
+_VALID_KEY = re.compile(KEY_PATTERN.encode())
 
 
 class Ticket:

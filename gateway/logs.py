@@ -79,7 +79,10 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     _ACCESS.json = fmt == "json"
     renderer: structlog.typing.Processor
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        # Plain tracebacks: a rich one would print frame locals (request bodies, prompts).
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
         factory: object = structlog.PrintLoggerFactory(sys.stdout)
     else:
         renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)

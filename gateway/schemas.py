@@ -87,6 +87,7 @@ CHAT_REQUEST: Schema = {
         "response_format": {"type": ["object", "null"]},
     },
     "additionalProperties": True,
+    "examples": [{"model": "auto", "messages": [{"role": "user", "content": "Say hi."}]}],
 }
 
 _USAGE: Schema = {

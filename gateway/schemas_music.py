@@ -38,6 +38,9 @@ MUSIC_REQUEST: Schema = {
         "reference_mode": {"type": ["string", "null"], "enum": [*REFERENCE_MODES, None]},
         "reference_strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     },
+    "examples": [
+        {"model": "auto", "prompt": "calm piano ballad in a minor key", "duration_seconds": 5}
+    ],
 }
 
 TASK_ARTIFACT: Schema = {

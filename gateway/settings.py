@@ -16,9 +16,24 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gateway.settings_schema import ConfigError, Table, child_path
+from gateway.settings_schema import ConfigError, Table, child_path, env_secret
+from gateway.settings_services import (
+    StateSettings,
+    StorageSettings,
+    TaskSettings,
+    state_settings,
+    storage_settings,
+    task_settings,
+)
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "StateSettings",
+    "StorageSettings",
+    "TaskSettings",
+    "load_settings",
+]
 from providers.base import ProviderSettings
 from providers.registry import ADAPTERS, MUSIC_ADAPTERS
 
@@ -77,44 +92,6 @@ class IdempotencySettings:
 
 
 @dataclass(frozen=True, slots=True)
-class StateSettings:
-    """Where shared state lives: this process's memory, or a Redis that replicas share."""
-
-    backend: str = "memory"  # "memory" | "redis"
-    redis_url: str | None = None  # read from the environment variable ``redis_url_env`` names
-    key_prefix: str = "beatra:"
-    timeout_s: float = 0.5  # a Redis call slower than this counts as Redis being down
-    # Redis down: rate limits admit (fail open) or refuse with 503 (fail closed). Idempotent
-    # creates and tasks always fail closed: they must never run twice.
-    rate_limits_fail_open: bool = True
-    task_lease_s: float = 15.0  # a replica that stops renewing its lease loses its tasks
-
-
-@dataclass(frozen=True, slots=True)
-class StorageSettings:
-    """Where artifacts (uploads and generated audio) live, and for how long."""
-
-    # A directory on local disk (relative paths are relative to the working directory); replicas
-    # share it as a volume. Files are written to a temporary name and renamed when complete.
-    path: str = "data/artifacts"
-    max_upload_bytes: int = 100 * 1024 * 1024
-    upload_retention_s: float = 86400.0
-    output_retention_s: float = 7 * 86400.0
-    sweep_interval_s: float = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class TaskSettings:
-    """How the task runner drives provider jobs."""
-
-    poll_initial_s: float = 1.0  # first wait between polls; doubles (with jitter) up to poll_max_s
-    poll_max_s: float = 15.0
-    deadline_s: float = 1800.0  # a job still unfinished after this is canceled and failed
-    max_running: int = 64  # jobs driven at once; more wait in ``queued``
-    task_retention_s: float = 7 * 86400.0  # finished task records are kept this long
-
-
-@dataclass(frozen=True, slots=True)
 class Deployment:
     """One place a catalog model can be served: a provider and its own model id."""
 
@@ -163,9 +140,9 @@ class Settings:
     keys: Mapping[str, KeySettings] = field(default_factory=dict)
     limits: LimitSettings = LimitSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
-    storage: StorageSettings = StorageSettings()
-    tasks: TaskSettings = TaskSettings()
-    state: StateSettings = StateSettings()
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    tasks: TaskSettings = field(default_factory=TaskSettings)
+    state: StateSettings = field(default_factory=StateSettings)
 
 
 def default_config_text() -> str:
@@ -220,9 +197,9 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     }
     limits = _limits(root.table("limits"))
     idempotency = _idempotency(root.table("idempotency"))
-    storage = _storage(root.table("storage"))
-    tasks = _tasks(root.table("tasks"))
-    state = _state(root.table("state"), env)
+    storage = storage_settings(root.table("storage"))
+    tasks = task_settings(root.table("tasks"))
+    state = state_settings(root.table("state"), env)
     root.done()
     return Settings(
         server,
@@ -238,52 +215,6 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
         tasks,
         state,
     )
-
-
-def _state(table: Table, env: Mapping[str, str]) -> StateSettings:
-    d = StateSettings()
-    backend = table.text("backend", d.backend)
-    if backend not in ("memory", "redis"):
-        raise ConfigError(table.at("backend"), 'must be "memory" or "redis"')
-    redis_url = _secret(table, "redis_url_env", env)
-    if backend == "redis" and redis_url is None:
-        raise ConfigError(table.at("redis_url_env"), "is required with the redis backend")
-    settings = StateSettings(
-        backend=backend,
-        redis_url=redis_url,
-        key_prefix=table.text("key_prefix", d.key_prefix),
-        timeout_s=table.number("timeout_s", d.timeout_s, 0.001),
-        rate_limits_fail_open=table.flag("rate_limits_fail_open", d.rate_limits_fail_open),
-        task_lease_s=table.number("task_lease_s", d.task_lease_s, 0.1),
-    )
-    table.done()
-    return settings
-
-
-def _storage(table: Table) -> StorageSettings:
-    d = StorageSettings()
-    settings = StorageSettings(
-        path=table.text("path", d.path),
-        max_upload_bytes=table.integer("max_upload_bytes", d.max_upload_bytes, 1),
-        upload_retention_s=table.number("upload_retention_s", d.upload_retention_s, 1),
-        output_retention_s=table.number("output_retention_s", d.output_retention_s, 1),
-        sweep_interval_s=table.number("sweep_interval_s", d.sweep_interval_s, 0.01),
-    )
-    table.done()
-    return settings
-
-
-def _tasks(table: Table) -> TaskSettings:
-    d = TaskSettings()
-    settings = TaskSettings(
-        poll_initial_s=table.number("poll_initial_s", d.poll_initial_s, 0.001),
-        poll_max_s=table.number("poll_max_s", d.poll_max_s, 0.001),
-        deadline_s=table.number("deadline_s", d.deadline_s, 0.01),
-        max_running=table.integer("max_running", d.max_running, 1),
-        task_retention_s=table.number("task_retention_s", d.task_retention_s, 1),
-    )
-    table.done()
-    return settings
 
 
 def _limits(table: Table) -> LimitSettings:
@@ -312,17 +243,6 @@ def _idempotency(table: Table) -> IdempotencySettings:
     return settings
 
 
-def _secret(table: Table, name: str, env: Mapping[str, str]) -> str | None:
-    """The value of the environment variable that ``table.name`` names (None if not given)."""
-    variable = table.text(name, None)
-    if variable is None:
-        return None
-    value = env.get(variable)
-    if not value:
-        raise ConfigError(table.at(name), f"environment variable {variable} is not set")
-    return value
-
-
 def _server(table: Table, env: Mapping[str, str]) -> ServerSettings:
     defaults = ServerSettings()
     settings = ServerSettings(
@@ -331,7 +251,7 @@ def _server(table: Table, env: Mapping[str, str]) -> ServerSettings:
         max_body_bytes=table.integer("max_body_bytes", defaults.max_body_bytes, minimum=1024),
         log_level=table.text("log_level", defaults.log_level).lower(),
         log_format=table.text("log_format", defaults.log_format),
-        metrics_token=_secret(table, "metrics_token_env", env),
+        metrics_token=env_secret(table, "metrics_token_env", env),
         shutdown_grace_s=table.number("shutdown_grace_s", defaults.shutdown_grace_s, 0),
         header_timeout_s=table.number("header_timeout_s", defaults.header_timeout_s, 0.01),
         body_timeout_s=table.number("body_timeout_s", defaults.body_timeout_s, 0.01),
@@ -368,7 +288,7 @@ def _provider(name: str, value: Any, path: str, env: Mapping[str, str]) -> Provi
     base_url = table.text("base_url", None) or ""
     if kind != "local" and not base_url:
         raise ConfigError(table.at("base_url"), "is required")
-    api_key = _secret(table, "api_key_env", env)
+    api_key = env_secret(table, "api_key_env", env)
     d = ProviderSettings(name=name, kind=kind)
     options = table.table("options").data
     settings = ProviderSettings(

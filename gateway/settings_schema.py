@@ -6,6 +6,7 @@ rejects keys nobody asked for, so a typo fails at start instead of being silentl
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -106,3 +107,14 @@ class Table:
         unknown = sorted(set(self.data) - self._seen)
         if unknown:
             raise ConfigError(self.at(unknown[0]), "unknown key")
+
+
+def env_secret(table: Table, name: str, env: Mapping[str, str]) -> str | None:
+    """The value of the environment variable that ``table.name`` names (None if not given)."""
+    variable = table.text(name, None)
+    if variable is None:
+        return None
+    value = env.get(variable)
+    if not value:
+        raise ConfigError(table.at(name), f"environment variable {variable} is not set")
+    return value

@@ -7,10 +7,13 @@ like a task that never existed.
 
 from __future__ import annotations
 
+import heapq
+import re
 from urllib.parse import parse_qsl
 
 from gateway.asgi import Request
 from gateway.auth import KeyRing
+from gateway.body import MAX_LISTED_ISSUES, listed
 from gateway.errors import GatewayError, invalid
 from gateway.ids import TASK_ID
 from gateway.music import public_task
@@ -21,6 +24,7 @@ TASK_TYPES = ("music.text", "music.reference_audio")
 TASK_STATUSES = ("queued", "running", *sorted(TERMINAL_TASK_STATES))
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+_LIMIT = re.compile(r"[0-9]{1,6}")
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -68,13 +72,15 @@ class TaskEndpoints:
         if after is not None and not TASK_ID.fullmatch(after):
             problems.append({"field": "after", "issue": "a task id from a previous page"})
         limit_text = query.get("limit", str(DEFAULT_PAGE))
-        limit = int(limit_text) if limit_text.isdigit() else 0
+        # ASCII digits only, and few: str.isdigit() also accepts "²", which int() refuses.
+        limit = int(limit_text) if _LIMIT.fullmatch(limit_text) else 0
         if not 1 <= limit <= MAX_PAGE:
             problems.append({"field": "limit", "issue": f"an integer from 1 to {MAX_PAGE}"})
-        for name in sorted(set(query) - {"status", "type", "after", "limit"}):
+        unknown = set(query) - {"status", "type", "after", "limit"}
+        for name in heapq.nsmallest(MAX_LISTED_ISSUES + 1, unknown):
             problems.append({"field": name[:100], "issue": "unknown query parameter"})
         if problems:
-            raise invalid(problems)
+            raise invalid(listed(problems))
         page = await self._store.page(
             key.name, status=status, type=task_type, after=after, limit=limit
         )

@@ -91,7 +91,7 @@ class LocalAdapter:
         return None
 
     def _choices_count(self, call: ChatCall) -> int:
-        n = call.body.get("n", 1)
+        n = call.body.get("n") or 1  # null means not given
         if not isinstance(n, int) or n < 1:
             raise UpstreamError("client_error", "n must be a positive integer.")
         return n

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.server.test_process import free_port
+
 KEY = "shutdown-test-key"
 PROMPT = "Stream slowly, please."
 REPLY_TOKENS = 34  # the local model's reply to PROMPT (checked by the first test)
@@ -42,12 +44,6 @@ model = "local-chat-1"
 [keys.test]
 sha256 = "{digest}"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -1,0 +1,306 @@
+"""The whole API from its own spec: schemathesis fuzzing, and sweeps over fields and methods.
+
+One gateway runs under uvicorn on the offline ``local`` provider (chat and music need no
+network) with fast task polling. Schemathesis takes the spec that gateway serves and sends,
+for every operation and with the development key, the schema's examples, the coverage phase's
+boundary and negative values, and a bounded number of random positive and negative cases.
+Every answer must:
+
+- never be a 5xx;
+- conform to the spec: a documented status and content type, a body matching the schema of
+  that status, the documented response headers;
+- when it is not a 2xx, be the contract's envelope: a known code with its status, type and
+  ``retryable``, a message, ``details``, and ``request_id`` equal to ``X-Request-Id``.
+
+A failure prints the case as a curl command. The run is seeded: ``BEATRA_FUZZ_SEED=<n>``
+replays or varies it, ``BEATRA_FUZZ_EXAMPLES=<n>`` widens it (the default keeps the file well
+under a minute and a half on two cores).
+
+Deterministic sweeps derived from the same spec and route table follow: every body field with
+every wrong JSON type, bad query strings and Range headers, and every method on every route.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+
+from gateway.app import create_app
+from gateway.errors import ERROR_CODES
+from gateway.openapi import build_openapi
+from gateway.settings import settings_from_dict
+from tests.api.test_abuse import serve
+from tests.conftest import DEV_KEY, TEST_ENV, auth, wait_until
+from tests.fakes.server import UvicornServer
+
+MAX_EXAMPLES = int(os.environ.get("BEATRA_FUZZ_EXAMPLES", "30"))
+SEED = int(os.environ.get("BEATRA_FUZZ_SEED", "20240611"))
+# Every check schemathesis has, but: positive_data_acceptance (the spec cannot say which model
+# ids exist, nor rules across fields such as "temperature or top_p"), max_response_time, and
+# the stateful ones (use_after_free, ensure_resource_availability, object_level_authorization:
+# the stateful phase is off; another tenant's resources are covered in test_abuse.py).
+CHECKS = [
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "response_headers_conformance",
+    "negative_data_rejection",
+    "missing_required_header",
+    "ignored_auth",
+    "unsupported_method",
+    "allow_header_conformance",
+]
+CATALOG = ("auto", "local-chat", "local-music")
+
+
+def fuzz_config(storage: str) -> dict[str, Any]:
+    """Offline models only, fast polling, short renders: every case is cheap and local."""
+    return {
+        "server": {"max_body_bytes": 64 * 1024},
+        "providers": {"local": {"kind": "local", "options": {"max_duration_seconds": 5}}},
+        "models": {
+            "local-chat": {"provider": "local", "model": "local-1"},
+            "local-music": {
+                "provider": "local",
+                "model": "local-music-1",
+                "capabilities": ["music.text", "music.reference_audio"],
+            },
+        },
+        "routing": {"auto": ["local-chat", "local-music"]},
+        "tasks": {"poll_initial_s": 0.005, "poll_max_s": 0.02, "max_running": 2},
+        "storage": {"path": storage, "max_upload_bytes": 256 * 1024},
+        "keys": {"dev": {"key_env": "TEST_DEV_KEY"}, "second": {"key_env": "TEST_SECOND_KEY"}},
+    }
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UvicornServer]:
+    server = serve(fuzz_config(str(tmp_path_factory.mktemp("fuzz-artifacts"))))
+    yield server
+    server.stop()
+
+
+def schemathesis_config() -> schemathesis.Config:
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "cache": {"enabled": False},
+            # Reproductions must show the values really sent, not "[Filtered]".
+            "output": {"sanitization": {"enabled": False}},
+            "suppress-health-check": ["too_slow", "filter_too_much", "data_too_large"],
+            "generation": {
+                "mode": "all",
+                "max-examples": MAX_EXAMPLES,
+                "database": "none",
+                # The key comes from the auth config on every case; what an absent or wrong key
+                # gets is checked once per operation (ignored_auth) and in test_abuse.py.
+                "with-security-parameters": False,
+            },
+            "phases": {"stateful": {"enabled": False}},
+            "request-timeout": 10.0,
+            "auth": {"openapi": {"bearer": {"bearer": DEV_KEY}}},
+            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+        }
+    )
+
+
+# The spec is needed when tests are collected, before any server runs, so it is built from the
+# same configuration without starting anything (the storage path is never touched); the first
+# test proves it is exactly what the running gateway serves.
+SPEC = build_openapi(create_app(settings_from_dict(fuzz_config("unused"), TEST_ENV)).routes)
+schema = schemathesis.openapi.from_dict(SPEC, config=schemathesis_config())
+
+
+def test_the_fuzzed_spec_is_the_one_the_gateway_serves(fuzz_server: UvicornServer) -> None:
+    served = httpx.get(fuzz_server.url + "/openapi.json", timeout=10)
+    assert served.status_code == 200
+    assert served.json() == SPEC
+
+
+@schema.hook
+def flatmap_case(_context: schemathesis.HookContext, case: schemathesis.Case[Any]) -> Any:
+    """Valid bodies also name real models, so valid requests reach the relay and the runner.
+
+    Random strings are almost never a catalog id: without this every positive chat or music
+    case would stop at ``model_not_found``. Negative cases keep their broken model field.
+    """
+    body = case.body
+    negative = case.meta is not None and case.meta.generation.mode is GenerationMode.NEGATIVE
+    if negative or not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return st.just(case)
+
+    def named(model: str) -> schemathesis.Case[Any]:
+        case.body = {**body, "model": model}
+        return case
+
+    models: tuple[str, ...] = (str(body["model"]), *CATALOG)
+    return st.sampled_from(models).map(named)
+
+
+def check_envelope(response: Any) -> None:
+    """A non-2xx answer is the contract's envelope, naming the request id of its header."""
+    if 200 <= response.status_code < 300:
+        return
+    request_id = response.headers.get("x-request-id")
+    if isinstance(request_id, list):  # schemathesis keeps every value of a header
+        (request_id,) = request_id
+    error = response.json()["error"]
+    spec = ERROR_CODES[error["code"]]
+    assert spec.status == response.status_code, (error, response.status_code)
+    assert isinstance(error["message"], str) and error["message"]
+    assert (error["type"], error["retryable"]) == (spec.type, spec.retryable)
+    assert error["request_id"] == request_id, (error, request_id)
+    assert isinstance(error["details"], list)
+
+
+@schema.parametrize()
+def test_every_operation_conforms_to_the_spec(
+    case: schemathesis.Case[Any], fuzz_server: UvicornServer
+) -> None:
+    check_envelope(case.call_and_validate(base_url=fuzz_server.url))
+
+
+# --- deterministic sweeps ----------------------------------------------------------------------
+
+
+def envelope(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert ERROR_CODES[error["code"]].status == status
+    assert error["request_id"] == response.headers["x-request-id"]
+    return error
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
+WRONG: list[Any] = [None, True, 0, -1, 1.5, "", "x" * 5000, [], [None], {}, {"a": []}]
+VALID: dict[str, dict[str, Any]] = {
+    "/v1/chat/completions": {"model": "local-chat", "messages": [{"role": "user", "content": "x"}]},
+    "/v1/music/generations": {"model": "local-music", "prompt": "piano", "duration_seconds": 1},
+}
+
+
+@pytest.fixture(scope="module")
+def artifact(fuzz_server: UvicornServer) -> dict[str, Any]:
+    """The record of a generated song, from a finished music task of the dev key."""
+    music = "/v1/music/generations"
+    with httpx.Client(base_url=fuzz_server.url, headers=auth(), timeout=10) as client:
+        task_id = client.post(music, json=VALID[music]).json()["task_id"]
+        wait_until(lambda: client.get(f"/v1/tasks/{task_id}").json()["status"] == "succeeded")
+        task = client.get(f"/v1/tasks/{task_id}").json()
+        record: dict[str, Any] = client.get(
+            f"/v1/artifacts/{task['result']['artifacts'][0]['artifact_id']}"
+        ).json()
+    return record
+
+
+@pytest.mark.parametrize("path", sorted(VALID))
+def test_every_body_field_with_every_wrong_type_is_4xx_never_5xx(
+    fuzz_server: UvicornServer, path: str
+) -> None:
+    valid = VALID[path]
+    fields = SPEC["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    bodies = [
+        {**valid, name: value} for name in [*fields["properties"], "other"] for value in WRONG
+    ]
+    if "messages" in valid:
+        messages = [{"role": "user", "content": value} for value in WRONG]
+        messages += [{"role": value, "content": "x"} for value in WRONG]
+        messages += [{"role": "user", "content": [value]} for value in WRONG]
+        bodies += [{**valid, "messages": [message]} for message in messages]
+    with httpx.Client(base_url=fuzz_server.url, headers=auth(), timeout=10) as client:
+        for body in bodies:
+            response = client.post(path, json=body)
+            assert response.status_code < 500, (body, response.text)
+            if response.status_code >= 400:
+                envelope(response, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=abc",
+        "limit=-1",
+        "limit=1e3",
+        "limit=" + "9" * 30,
+        "limit=" + "9" * 5000,
+        "limit=%C2%B2",
+        "limit=%D9%A1%D9%A2",
+        "limit=%00",
+        "status=%FF%FE",
+        "status=queued%00",
+        "after=..%2F..%2Fetc",
+        "type[]=music.text",
+        "x" * 3000 + "=1",
+    ],
+)
+def test_bad_query_strings_are_400_naming_the_parameter(
+    fuzz_server: UvicornServer, query: str
+) -> None:
+    response = httpx.get(f"{fuzz_server.url}/v1/tasks?{query}", headers=auth())
+    error = envelope(response, 400)
+    assert error["details"] and all(len(d["field"]) <= 100 for d in error["details"])
+
+
+@pytest.mark.parametrize(
+    ("offered", "status"),
+    [
+        (b"bytes=0-" + b"9" * 5000, 206),
+        (b"bytes=-" + b"9" * 5000, 206),
+        (b"bytes=" + b"9" * 5000 + b"-", 416),
+        (b"bytes=" + b"9" * 19 + b"-" + b"9" * 20, 416),
+        (b"bytes=\xc2\xb2-", 200),
+    ],
+)
+def test_range_headers_of_any_length_and_the_answers_conform_to_the_spec(
+    fuzz_server: UvicornServer, artifact: dict[str, Any], offered: bytes, status: int
+) -> None:
+    content = schema["/v1/artifacts/{id}/content"]["GET"]
+    case = content.Case(
+        path_parameters={"id": artifact["artifact_id"]},
+        # A case made by hand carries no generated auth. Latin-1 sends the very same bytes.
+        headers={"Authorization": f"Bearer {DEV_KEY}", "Range": offered.decode("latin-1")},
+    )
+    response = case.call_and_validate(base_url=fuzz_server.url)  # status, headers, type
+    assert response.status_code == status, response.text
+    if status == 416:
+        assert response.headers["content-range"] == [f"bytes */{artifact['bytes']}"]
+    else:
+        assert len(response.content) == artifact["bytes"]
+
+
+def test_every_route_answers_every_method_with_the_envelope_or_a_real_head(
+    fuzz_server: UvicornServer, artifact: dict[str, Any]
+) -> None:
+    with httpx.Client(base_url=fuzz_server.url, headers=auth(), timeout=10) as client:
+        ids = {
+            "/v1/models/{id}": "local-chat",
+            "/v1/tasks/{id}": artifact["task_id"],
+            "/v1/artifacts/{id}": artifact["artifact_id"],
+        }
+        routes: dict[str, set[str]] = {}
+        for route in create_app(settings_from_dict(fuzz_config("unused"), TEST_ENV)).routes:
+            routes.setdefault(route.path, set()).add(route.method)
+        for template, allowed in routes.items():
+            path = template.replace("{id}", ids.get(template.partition("{id}")[0] + "{id}", ""))
+            for method in sorted(set(METHODS) - allowed):
+                response = client.request(method, path)
+                if method == "HEAD" and "GET" in allowed:
+                    whole = client.get(path)
+                    assert response.status_code == whole.status_code == 200, path
+                    assert response.content == b""
+                    assert response.headers["content-type"] == whole.headers["content-type"]
+                    if template != "/metrics":  # its counters move between the two calls
+                        assert response.headers["content-length"] == str(len(whole.content))
+                    continue
+                assert response.status_code == 405, (method, path, response.text)
+                assert response.headers["allow"] == ", ".join(sorted(allowed))
+                if method != "HEAD":  # a HEAD answer has headers only
+                    envelope(response, 405)
