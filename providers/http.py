@@ -108,6 +108,19 @@ class HttpUpstream:
             skip_auto_headers=("User-Agent", "Accept-Encoding"),
         )
 
+    def _mapped(
+        self, on_error: ErrorMapper, status: int, body: bytes, response: aiohttp.ClientResponse
+    ) -> UpstreamError:
+        """The adapter's mapping of an error response, with the provider key scrubbed from its
+        message: some servers echo the credential they rejected, and the message may reach a
+        client."""
+        error = on_error(status, body, _plain(response.headers))
+        key = self._settings.api_key
+        if key and key in error.message:
+            error.message = error.message.replace(key, "[redacted]")
+            error.args = (error.message,)
+        return error
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -128,7 +141,7 @@ class HttpUpstream:
             ) as response:
                 body = await self._read_bounded(response)
                 if response.status >= 300:
-                    raise on_error(response.status, body, _plain(response.headers))
+                    raise self._mapped(on_error, response.status, body, response)
                 return body
         except UpstreamError:
             raise
@@ -184,7 +197,7 @@ class HttpUpstream:
             ) as response:
                 body = await self._read_bounded(response)
                 if response.status >= 300:
-                    raise on_error(response.status, body, _plain(response.headers))
+                    raise self._mapped(on_error, response.status, body, response)
                 return Reply(response.status, _plain(response.headers), body)
         except UpstreamError:
             raise
@@ -205,7 +218,7 @@ class HttpUpstream:
             ) as response:
                 if response.status >= 300:
                     body = await self._read_bounded(response)
-                    raise on_error(response.status, body, _plain(response.headers))
+                    raise self._mapped(on_error, response.status, body, response)
                 seen = 0
                 async for part in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
                     seen += len(part)
@@ -236,7 +249,7 @@ class HttpUpstream:
         try:
             if response.status >= 300:
                 body = await self._read_bounded(response)
-                raise on_error(response.status, body, _plain(response.headers))
+                raise self._mapped(on_error, response.status, body, response)
             yield _sse_batches(
                 response,
                 self._settings.read_timeout,

@@ -12,9 +12,11 @@ from tests.conftest import (
     DEV_KEY,
     OPENAI_SECRET,
     OTHER_KEY,
+    CapturedLogs,
     Upstream,
     auth,
     base_config,
+    wait_until,
 )
 from tests.fakes.server import UvicornServer
 
@@ -167,6 +169,22 @@ def test_upstream_client_error_becomes_invalid_request(
     error = assert_envelope(post(gateway), 400, "invalid_request")
     assert "maximum context length" in error["message"]
     assert plan.calls == 1  # a client mistake is neither retried nor sent elsewhere
+
+
+def test_a_provider_echoing_its_key_never_shows_it_to_the_client(
+    gateway: UvicornServer, openai_fake: Upstream, logs: CapturedLogs
+) -> None:
+    """The provider secret and the client's key appear in no answer, header or log line."""
+    plan = openai_fake.plan
+    plan.push("status", status=400, message=f"Bad request for key {OPENAI_SECRET} from caller")
+    response = post(gateway)
+    error = assert_envelope(response, 400, "invalid_request")
+    assert "[redacted]" in error["message"]
+    assert plan.requests[0].headers["authorization"] == f"Bearer {OPENAI_SECRET}"  # it was sent
+    wait_until(lambda: response.headers["x-request-id"] in logs.text())
+    seen = response.text + str(response.headers) + logs.text()
+    seen += httpx.get(gateway.url + "/metrics").text
+    assert OPENAI_SECRET not in seen and DEV_KEY not in seen
 
 
 def test_upstream_auth_failure_is_not_the_clients_401_and_rests_the_deployment(
