@@ -27,12 +27,8 @@ of any kind, file downloads included. ``FalPlan`` adds fal's own: jobs that fail
 
 from __future__ import annotations
 
-import io
-import math
-import struct
 import threading
 import uuid
-import wave
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +37,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.audio import tone_wav
 from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
 
 ERRORS_DOC = "https://docs.fal.ai/errors"
@@ -112,18 +109,8 @@ class Job:
 
 
 def make_wav(seconds: float = 0.05, rate: int = 8000) -> bytes:
-    """A short, valid mono 16-bit WAV: a 440 Hz tone."""
-    frames = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * n / rate)))
-        for n in range(int(seconds * rate))
-    )
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)
-    return buffer.getvalue()
+    """A short, valid mono 16-bit WAV (a 440 Hz tone)."""
+    return tone_wav(seconds, rate)
 
 
 WAV = make_wav()

@@ -26,11 +26,7 @@ next ``plan.processing_polls`` answer ``processing``, then the prediction is fin
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
-import math
-import struct
-import wave
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +34,7 @@ from typing import Any
 import orjson
 from aiohttp import BodyPartReader, web
 
+from tests.fakes.audio import tone_wav
 from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
 
 MODEL = "meta/musicgen"
@@ -81,17 +78,7 @@ def not_found() -> web.Response:
 
 def wav_bytes(seconds: float = 0.05, rate: int = 8000) -> bytes:
     """A short, valid mono 16-bit WAV (a 440 Hz tone)."""
-    frames = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
-        for i in range(int(seconds * rate))
-    )
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(frames)
-    return buffer.getvalue()
+    return tone_wav(seconds, rate)
 
 
 def mp3_bytes(frames: int = 4) -> bytes:
