@@ -16,9 +16,6 @@ from gateway.asgi import Request
 from gateway.errors import GatewayError, invalid
 
 MAX_JSON_DEPTH = 128  # far beyond any real request; well inside what orjson can write back
-# One 400 lists at most this many problems: a body of a million bad items must not get a
-# thousand-times larger answer. Validators stop looking once they have found one more.
-MAX_LISTED_ISSUES = 20
 
 
 def require_json_type(request: Request) -> None:
@@ -97,10 +94,3 @@ def nested_deeper_than(value: Any, limit: int) -> bool:
             if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
     return False
-
-
-def listed(issues: list[dict[str, str]]) -> list[dict[str, str]]:
-    """``issues`` as a 400 lists them: the first ``MAX_LISTED_ISSUES``, and a note if more."""
-    if len(issues) <= MAX_LISTED_ISSUES:
-        return issues
-    return [*issues[:MAX_LISTED_ISSUES], {"field": "body", "issue": "more problems not listed"}]

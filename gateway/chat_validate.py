@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.body import MAX_LISTED_ISSUES, listed
-from gateway.errors import invalid
+from gateway.errors import MAX_LISTED_ISSUES, invalid
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 CONTENT_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
@@ -134,7 +133,7 @@ def validate_chat(body: dict[str, Any]) -> ChatRequest:
             issues.append({"field": "stream_options.include_usage", "issue": "must be a boolean"})
         include_usage = usage_flag is True
     if issues:
-        raise invalid(listed(issues))
+        raise invalid(issues)
     return ChatRequest(body=body, model=str(model), stream=stream, include_usage=include_usage)
 
 

@@ -94,12 +94,22 @@ class GatewayError(Exception):
         return self.spec.status
 
 
+# One 400 lists at most this many problems: a body of a million bad items must not get a
+# thousand-times larger answer. Validators may stop looking once they have found one more.
+MAX_LISTED_ISSUES = 20
+
+
 def invalid(details: list[dict[str, str]], message: str | None = None) -> GatewayError:
     if message is None:
         first = details[0]
         message = f"{first['field']}: {first['issue']}"
         if len(details) > 1:
             message += f" (and {len(details) - 1} more)"
+    if len(details) > MAX_LISTED_ISSUES:
+        details = [
+            *details[:MAX_LISTED_ISSUES],
+            {"field": "body", "issue": "more problems not listed"},
+        ]
     return GatewayError("invalid_request", message, details=details)
 
 

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.body import MAX_LISTED_ISSUES, listed
-from gateway.errors import invalid
+from gateway.errors import MAX_LISTED_ISSUES, invalid
 from gateway.routing import Candidate
 from providers.music_base import REFERENCE_MODES, MusicAdapter
 
@@ -124,7 +123,7 @@ def validate_music(body: dict[str, Any]) -> MusicAsk:
     if reference is None and (mode is not None or strength is not None):
         bad("reference_artifact_id", "required with reference_mode or reference_strength")
     if problems:
-        raise invalid(listed(problems))
+        raise invalid(problems)
     return MusicAsk(
         model=str(model),
         prompt=str(prompt),

@@ -13,8 +13,7 @@ from urllib.parse import parse_qsl
 
 from gateway.asgi import Request
 from gateway.auth import KeyRing
-from gateway.body import MAX_LISTED_ISSUES, listed
-from gateway.errors import GatewayError, invalid
+from gateway.errors import MAX_LISTED_ISSUES, GatewayError, invalid
 from gateway.ids import TASK_ID
 from gateway.music import public_task
 from gateway.stores.base import TERMINAL_TASK_STATES, Task, TaskStore
@@ -80,7 +79,7 @@ class TaskEndpoints:
         for name in heapq.nsmallest(MAX_LISTED_ISSUES + 1, unknown):
             problems.append({"field": name[:100], "issue": "unknown query parameter"})
         if problems:
-            raise invalid(listed(problems))
+            raise invalid(problems)
         page = await self._store.page(
             key.name, status=status, type=task_type, after=after, limit=limit
         )

@@ -27,8 +27,8 @@ import pytest
 
 from gateway.app import create_app
 from gateway.auth import KeyRing
-from gateway.body import MAX_JSON_DEPTH, MAX_LISTED_ISSUES
-from gateway.errors import ERROR_CODES
+from gateway.body import MAX_JSON_DEPTH
+from gateway.errors import ERROR_CODES, MAX_LISTED_ISSUES
 from gateway.middleware import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
 from gateway.settings import settings_from_dict
 from tests.api.test_uploads import tone_wav
