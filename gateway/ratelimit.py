@@ -180,8 +180,9 @@ class RateLimiter:
                 continue  # the same model's next deployment: the same budget
             previous = model_id
             model_limits = self._model_limits[model_id]
-            wants_tokens = chat is not None and (key_limits.tpm or model_limits.tpm)
-            estimate = self.estimate(chat, model_id) if wants_tokens and chat is not None else 0
+            estimate = 0
+            if chat is not None and (key_limits.tpm or model_limits.tpm):
+                estimate = self.estimate(chat, model_id)
             key_demands, key_tokens = key_limits.demands(estimate)
             model_demands, model_tokens = model_limits.demands(estimate)
             admission = await self._store.acquire(key_demands + model_demands, now)

@@ -1,0 +1,22 @@
+"""How a failure of the HTTP transport (aiohttp, sockets, timeouts) reaches the relay: as one
+``UpstreamError`` whose kind says whether to retry, fall back or give up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from providers.base import UpstreamError
+
+
+def transport_error(exc: BaseException) -> UpstreamError:
+    """Map an aiohttp or socket failure to the ``UpstreamError`` the relay understands."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return UpstreamError("timeout", "The provider did not answer in time.")
+    if isinstance(
+        exc,
+        aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | ConnectionError | OSError,
+    ):
+        return UpstreamError("connect", "The connection to the provider failed.")
+    return UpstreamError("server", "The provider's response could not be read.")
