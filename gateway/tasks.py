@@ -77,6 +77,11 @@ class _Active:
     job: MusicJob | None = None
     settled_at_provider: bool = False  # the provider reported a terminal state
     lease_lost: bool = False  # another replica drives the task now
+    drive: asyncio.Task[None] | None = None  # the coroutine driving the task here
+
+    def stop(self) -> None:
+        if self.drive is not None:
+            self.drive.cancel()
 
     @property
     def pollable(self) -> bool:
@@ -114,8 +119,7 @@ class TaskRunner:
         self._sweeper: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._exit = contextlib.AsyncExitStack()
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._active: dict[str, _Active] = {}
+        self._active: dict[str, _Active] = {}  # the tasks this replica drives
         self._slots = asyncio.Semaphore(settings.max_running)
         self._draining = False
 
@@ -132,8 +136,8 @@ class TaskRunner:
     async def stop(self) -> None:
         """Interrupt every task still running (recorded as such), then close the group."""
         self._draining = True
-        for running in list(self._running.values()):
-            running.cancel()
+        for active in list(self._active.values()):
+            active.stop()
         for background in (self._sweeper, self._recovery):
             if background is not None:
                 background.cancel()
@@ -147,8 +151,8 @@ class TaskRunner:
     def launch(self, task: Task) -> None:
         if self._group is None or self._draining:
             raise GatewayError("service_unavailable", "The gateway is shutting down.")
-        self._active[task.task_id] = _Active()
-        self._running[task.task_id] = self._group.create_task(self._drive(task))
+        active = self._active[task.task_id] = _Active()
+        active.drive = self._group.create_task(self._drive(task, active))
 
     # -- cancel -----------------------------------------------------------------------------
 
@@ -160,16 +164,15 @@ class TaskRunner:
         if updated is None:
             raise GatewayError("task_not_cancelable", "The task has already finished.")
         self._metrics.tasks.labels(task.type, "canceled").inc()
-        running = self._running.get(task.task_id)
-        if running is not None:
-            running.cancel()
+        active = self._active.get(task.task_id)
+        if active is not None:
+            active.stop()
         return updated
 
     # -- one task ---------------------------------------------------------------------------
 
-    async def _drive(self, task: Task) -> None:
+    async def _drive(self, task: Task, active: _Active) -> None:
         # Nothing but cancellation may escape: an exception would tear down the task group.
-        active = self._active[task.task_id]
         watcher: asyncio.Task[None] | None = None
         try:
             try:
@@ -198,7 +201,6 @@ class TaskRunner:
             if not active.lease_lost:
                 with contextlib.suppress(Exception):
                     await self._store.release_lease(task.task_id, self._holder)
-            self._running.pop(task.task_id, None)
             self._active.pop(task.task_id, None)
 
     async def _stopped(self, task: Task, active: _Active) -> None:
@@ -224,9 +226,7 @@ class TaskRunner:
             if not kept:
                 active.lease_lost = True
             if not kept or current is None or current.status not in UNFINISHED:
-                running = self._running.get(task_id)
-                if running is not None:
-                    running.cancel()
+                active.stop()
                 return
 
     async def _recover_forever(self) -> None:
@@ -235,7 +235,7 @@ class TaskRunner:
             await asyncio.sleep(self._lease_s / 2)
             try:
                 for task in await self._store.unfinished():
-                    if task.task_id not in self._running and not self._draining:
+                    if task.task_id not in self._active and not self._draining:
                         self.launch(task)  # _drive only proceeds if it wins the lease
             except Exception:
                 _log.exception("task_recovery_failed")
