@@ -42,6 +42,12 @@ def measure(pid: int, url: str, model: str, stream: bool, duration_s: float) -> 
     finally:
         perf.send_signal(2)  # SIGINT: perf prints its counts and exits
         _, err = perf.communicate(timeout=30)
+    if result.non_2xx or result.errors:
+        # An error answer is cheaper than a proxied one: counting it would flatter the gateway.
+        raise SystemExit(
+            f"bench.instructions: {url} gave {result.non_2xx} non-2xx answers and "
+            f"{result.errors} socket errors in {result.requests} requests"
+        )
     count = next(
         int(line.split(",")[0])
         for line in err.decode().splitlines()

@@ -1,9 +1,11 @@
 """The one seam through which adapters talk HTTP to upstreams.
 
-It owns the pooled client (aiohttp: measured several times faster than httpx's default transport
-for this proxy workload, see the README), the timeouts, the bound on response sizes, and the
-mapping of transport failures to ``UpstreamError``. Adapters give it bytes and a function that
-turns a provider's error response into an ``UpstreamError``; they never touch aiohttp themselves.
+It owns the pooled clients, the timeouts, the bound on response sizes, and the mapping of
+transport failures to ``UpstreamError``. The chat hot path (``post_json``, ``open_stream``) runs
+on the lean keep-alive client of ``providers/h1.py``; multipart requests and downloads from any
+URL (the music providers) run on aiohttp, measured several times faster than httpx's default
+transport (see the README). Adapters give this seam bytes and a function that turns a provider's
+error response into an ``UpstreamError``; they never touch either client themselves.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from providers.base import ProviderSettings, UpstreamError
+from providers.h1 import Origin, encode_headers
+from providers.h1_pool import H1Pool
 from providers.sse import sse_batches
 from providers.transport import transport_error
 
@@ -86,6 +90,9 @@ class HttpUpstream:
             settings.options.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
         )
         self._session: aiohttp.ClientSession | None = None
+        self._pool: H1Pool | None = None
+        self._heads: dict[str, bytes] = {}  # request line and fixed headers, per path
+        self._fixed_head = b""
         self._sync_timeout = aiohttp.ClientTimeout(
             total=settings.total_timeout,
             sock_connect=settings.connect_timeout,
@@ -97,6 +104,18 @@ class HttpUpstream:
         )
 
     async def start(self) -> None:
+        if self._base_url:
+            origin = Origin.parse(self._base_url)
+            self._pool = H1Pool(
+                origin,
+                max_connections=self._settings.max_connections,
+                connect_timeout=self._settings.connect_timeout,
+            )
+            # JSON in; identity out (chat bodies are small: decompressing costs more CPU than
+            # the bytes saved), and no User-Agent of ours.
+            fixed = {"host": origin.host_header.decode("ascii"), **self._headers}
+            fixed["accept-encoding"] = "identity"
+            self._fixed_head = encode_headers(fixed)
         connector = aiohttp.TCPConnector(
             limit=self._settings.max_connections, limit_per_host=0, ttl_dns_cache=300
         )
@@ -109,12 +128,12 @@ class HttpUpstream:
         )
 
     def _mapped(
-        self, on_error: ErrorMapper, status: int, body: bytes, response: aiohttp.ClientResponse
+        self, on_error: ErrorMapper, status: int, body: bytes, headers: Mapping[str, str]
     ) -> UpstreamError:
         """The adapter's mapping of an error response, with the provider key scrubbed from its
         message: some servers echo the credential they rejected, and the message may reach a
         client."""
-        error = on_error(status, body, _plain(response.headers))
+        error = on_error(status, body, headers)
         key = self._settings.api_key
         if key and key in error.message:
             error.message = error.message.replace(key, "[redacted]")
@@ -122,6 +141,9 @@ class HttpUpstream:
         return error
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -131,22 +153,57 @@ class HttpUpstream:
             raise RuntimeError("HttpUpstream used before start()")
         return self._session
 
+    def _hot_pool(self) -> H1Pool:
+        if self._pool is None:
+            raise RuntimeError("HttpUpstream used before start() or without a base URL")
+        return self._pool
+
+    def _request(self, path: str, payload: bytes, headers: Mapping[str, str]) -> bytes:
+        """The whole POST: request line, fixed and per-call headers, length, body."""
+        head = self._heads.get(path)
+        if head is None:
+            assert self._pool is not None
+            target = (self._pool.origin.base_path + path).encode("ascii")
+            head = self._heads[path] = b"POST " + target + b" HTTP/1.1\r\n" + self._fixed_head
+        return b"".join(
+            (
+                head,
+                encode_headers(headers),
+                b"content-length: %d\r\n\r\n" % len(payload),
+                payload,
+            )
+        )
+
     async def post_json(
         self, path: str, payload: bytes, headers: Mapping[str, str], on_error: ErrorMapper
     ) -> bytes:
         """POST ``payload``; return the 2xx body or raise the mapped ``UpstreamError``."""
+        pool = self._hot_pool()
+        settings = self._settings
+        deadline = pool.loop.time() + settings.total_timeout
         try:
-            async with self._client().post(
-                self._base_url + path, data=payload, headers=headers, timeout=self._sync_timeout
-            ) as response:
-                body = await self._read_bounded(response)
-                if response.status >= 300:
-                    raise self._mapped(on_error, response.status, body, response)
-                return body
+            request = self._request(path, payload, headers)
+            conn = await pool.acquire(settings.total_timeout)
+        except Exception as exc:
+            raise transport_error(exc) from exc
+        try:
+            conn.send(
+                request,
+                stream=False,
+                limit=self._max_response_bytes,
+                read_timeout=settings.read_timeout,
+                deadline=deadline,
+            )
+            body = await conn.read_whole()
         except UpstreamError:
             raise
         except Exception as exc:
             raise transport_error(exc) from exc
+        finally:
+            pool.release(conn)  # kept for reuse only if the exchange ended cleanly
+        if conn.status >= 300:
+            raise self._mapped(on_error, conn.status, body, conn.headers)
+        return body
 
     def url(self, path_or_url: str) -> str:
         """A path joined to the base URL; an absolute URL (one the provider gave us) as is."""
@@ -197,7 +254,7 @@ class HttpUpstream:
             ) as response:
                 body = await self._read_bounded(response)
                 if response.status >= 300:
-                    raise self._mapped(on_error, response.status, body, response)
+                    raise self._mapped(on_error, response.status, body, _plain(response.headers))
                 return Reply(response.status, _plain(response.headers), body)
         except UpstreamError:
             raise
@@ -218,7 +275,7 @@ class HttpUpstream:
             ) as response:
                 if response.status >= 300:
                     body = await self._read_bounded(response)
-                    raise self._mapped(on_error, response.status, body, response)
+                    raise self._mapped(on_error, response.status, body, _plain(response.headers))
                 seen = 0
                 async for part in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
                     seen += len(part)
@@ -240,26 +297,32 @@ class HttpUpstream:
         On any exit other than the provider's normal end, the connection is closed rather than
         returned to the pool, so a client that goes away also cancels the upstream request.
         """
+        pool = self._hot_pool()
+        read_timeout = self._settings.read_timeout
         try:
-            response = await self._client().post(
-                self._base_url + path, data=payload, headers=headers, timeout=self._stream_timeout
-            )
+            request = self._request(path, payload, headers)
+            conn = await pool.acquire(read_timeout)
         except Exception as exc:
             raise transport_error(exc) from exc
         try:
-            if response.status >= 300:
-                body = await self._read_bounded(response)
-                raise self._mapped(on_error, response.status, body, response)
+            try:
+                conn.send(
+                    request, stream=True, limit=self._max_response_bytes, read_timeout=read_timeout
+                )
+                status, response_headers = await conn.read_head()
+                if status >= 300:
+                    body = await conn.read_whole()
+                    raise self._mapped(on_error, status, body, response_headers)
+            except UpstreamError:
+                raise
+            except Exception as exc:
+                raise transport_error(exc) from exc
+            conn.stop_deadline()  # from here each line has a deadline of its own
             yield sse_batches(
-                response,
-                self._settings.read_timeout,
-                min(self._max_response_bytes, MAX_EVENT_LINE_BYTES),
+                conn, read_timeout, min(self._max_response_bytes, MAX_EVENT_LINE_BYTES)
             )
-        except BaseException:
-            response.close()
-            raise
-        else:
-            response.release()
+        finally:
+            pool.release(conn)  # kept for reuse only if the exchange ended cleanly
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._max_response_bytes

@@ -7,30 +7,28 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator
 
-import aiohttp
-
 from providers.base import UpstreamError
+from providers.h1 import Connection
 from providers.transport import transport_error
 
 
 async def sse_batches(
-    response: aiohttp.ClientResponse, line_timeout: float, max_line_bytes: int
+    conn: Connection, line_timeout: float, max_line_bytes: int
 ) -> AsyncIterator[list[bytes]]:
     """The ``data:`` payloads of an event stream, batched by network read.
 
     Events that arrive in one read are yielded together, so the gateway forwards them in one
     write instead of one write per event (the cost of a stream is mostly per write). A line
     longer than ``max_line_bytes`` is a broken stream, not a reason to buffer; the events before
-    it still go out. Each line must arrive whole within ``line_timeout``: aiohttp's read timeout
-    restarts with every byte, so a provider dripping bytes would otherwise hold the stream (and
-    its client) forever.
+    it still go out. Each line must arrive whole within ``line_timeout``: a read timeout that
+    restarted with every byte would let a provider dripping bytes hold the stream (and its
+    client) forever.
     """
-    content = response.content
-    deadline = _LineDeadline(content, line_timeout)
+    deadline = _LineDeadline(conn, line_timeout)
     pending = b""
     try:
         deadline.start()
-        async for data in content.iter_any():
+        while data := await conn.read_some():
             size = len(pending) + len(data)
             lines = (pending + data).split(b"\n") if pending else data.split(b"\n")
             pending = lines.pop()
@@ -67,10 +65,10 @@ class _LineDeadline:
     when it fires, so a batch costs a clock read rather than a timer of its own.
     """
 
-    __slots__ = ("_content", "_loop", "_seconds", "_since", "_timer")
+    __slots__ = ("_conn", "_loop", "_seconds", "_since", "_timer")
 
-    def __init__(self, content: aiohttp.StreamReader, seconds: float) -> None:
-        self._content = content
+    def __init__(self, conn: Connection, seconds: float) -> None:
+        self._conn = conn
         self._loop = asyncio.get_running_loop()
         self._seconds = seconds
         self._since: float | None = None  # when the current wait began; None: not waiting
@@ -97,5 +95,5 @@ class _LineDeadline:
         if self._loop.time() < due:
             self._timer = self._loop.call_at(due, self._expire)
             return
-        # Wakes the pending read with the error, as aiohttp's own read timeout does.
-        self._content.set_exception(TimeoutError("no whole line within the read timeout"))
+        # Wakes the pending read with the error.
+        self._conn.fail(TimeoutError("no whole line within the read timeout"))

@@ -1,4 +1,4 @@
-"""How a failure of the HTTP transport (aiohttp, sockets, timeouts) reaches the relay: as one
+"""How a failure of the HTTP transport (either client, sockets, timeouts) reaches the relay: as one
 ``UpstreamError`` whose kind says whether to retry, fall back or give up."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from providers.base import UpstreamError
 
 
 def transport_error(exc: BaseException) -> UpstreamError:
-    """Map an aiohttp or socket failure to the ``UpstreamError`` the relay understands."""
+    """Map a client or socket failure to the ``UpstreamError`` the relay understands: timeouts
+    and lost connections are retryable; anything else (a malformed response, say) is the
+    provider's fault."""
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return UpstreamError("timeout", "The provider did not answer in time.")
     if isinstance(

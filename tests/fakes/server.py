@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
+import uvloop
 from aiohttp import web
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ def serve_aiohttp(app: web.Application) -> Iterator[str]:
 
 
 class UvicornServer:
-    """An ASGI app under a real uvicorn server in a background thread."""
+    """An ASGI app under a real uvicorn server (uvloop, httptools) in a background thread."""
 
     def __init__(self, app: Any, **config: Any) -> None:
         self._sock = _bound_socket()
@@ -89,7 +90,7 @@ class UvicornServer:
             "log_level": "warning",
             "access_log": False,
             "lifespan": "on",
-            "loop": "asyncio",
+            "loop": "uvloop",
             "http": "httptools",
             "timeout_graceful_shutdown": 2,
         }
@@ -99,7 +100,7 @@ class UvicornServer:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self) -> None:
-        asyncio.run(self._serve())
+        uvloop.run(self._serve())  # the loop the gateway runs on in production
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
