@@ -63,7 +63,11 @@ class cancel_on_disconnect:  # noqa: N801 (used like a function: ``async with ca
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: object
     ) -> bool:
-        if self._watcher is not None:
+        if self._watcher is not None and (kind is not None or not self._guard.is_finishing):
+            # After the last response message the server answers the watcher's receive() with
+            # http.disconnect by itself, so the watcher ends without being cancelled. That
+            # matters: a cancelled task leaves a reference cycle (its CancelledError's traceback
+            # holds its frames) for the garbage collector, one per request.
             self._watcher.cancel()
         if kind is asyncio.CancelledError and self._ctx.disconnected and self._task is not None:
             self._task.uncancel()  # the cancellation was ours; the request simply ends here

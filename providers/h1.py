@@ -246,6 +246,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        # The parser holds this protocol's callbacks: dropping it breaks the reference cycle, so
+        # refcounting frees a closed connection at once instead of the garbage collector.
+        del self._parser
         if self.busy and not self._complete and self._error is None:
             if self._head_done and not self._framed:
                 self._complete = True  # a body with neither length nor chunks ends at EOF
