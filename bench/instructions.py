@@ -3,8 +3,9 @@
 Wall-clock throughput on a shared VM moves with the neighbours (hypervisor steal, other
 processes); the number of instructions a process retires per request does not. This runs the
 benchmark's floor and gateway (bench/stack.py: nginx upstream, CPU pinning, the full-feature
-gateway config) under ``perf stat -e instructions:u`` while wrk drives c=32 for a fixed time, and
-prints instructions per request for JSON and SSE. ``perf`` comes from Debian's linux-perf.
+gateway config), and the floor on the gateway's own client (bench/floor_lean.py), under
+``perf stat -e instructions:u`` while wrk drives c=32 for a fixed time, and prints instructions
+per request for JSON and SSE. ``perf`` comes from Debian's linux-perf.
 
     python -m bench.instructions [--duration 8]
 """
@@ -18,14 +19,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.loads import run_wrk
+from bench.loads import ROOT, run_wrk
+from bench.procs import spawn, wait_serving
 from bench.runner import parse_args as bench_options
-from bench.stack import CHAT_PATH, FLOOR_PORT, GATEWAY_PORT, Stack
+from bench.stack import CHAT_PATH, FLOOR_PORT, GATEWAY_PORT, NGINX_PORT, SUBJECT_CPU, Stack
+
+LEAN_FLOOR_PORT = 18184
 
 TARGETS = (
     ("floor", FLOOR_PORT, CHAT_PATH, "bench-json", False),
+    ("lean-floor", LEAN_FLOOR_PORT, CHAT_PATH, "bench-json", False),
     ("gateway", GATEWAY_PORT, CHAT_PATH, "bench-json", False),
     ("floor-sse", FLOOR_PORT, "/stream" + CHAT_PATH, "bench-sse", True),
+    ("lean-floor-sse", LEAN_FLOOR_PORT, "/stream" + CHAT_PATH, "bench-sse", True),
     ("gateway-sse", GATEWAY_PORT, CHAT_PATH, "bench-sse", True),
 )
 
@@ -73,13 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start_upstreams()
         gateway, _ = stack.start_gateway(stack.gateway_config(), 0)
+        lean = spawn(
+            "lean-floor",
+            [
+                sys.executable,
+                "-m",
+                "bench.floor_lean",
+                "--port",
+                str(LEAN_FLOOR_PORT),
+                "--upstream",
+                f"http://127.0.0.1:{NGINX_PORT}",
+            ],
+            cpu=SUBJECT_CPU,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stack.procs.append(lean)
+        wait_serving(lean, LEAN_FLOOR_PORT, "/", want=None, deadline_s=15)
         assert stack.floor is not None
-        pids = {"floor": stack.floor.pid, "gateway": gateway.pid}
+        pids = {"floor": stack.floor.pid, "lean-floor": lean.pid, "gateway": gateway.pid}
         print("| load | instructions per request | requests |\n|---|---:|---:|")
         for name, port, path, model, stream in TARGETS:
             url = f"http://127.0.0.1:{port}{path}"
             run_wrk(url, 32, 2, model=model, stream=stream)  # warm-up
-            count, requests = measure(pids[name.split("-")[0]], url, model, stream, args.duration)
+            count, requests = measure(
+                pids[name.removesuffix("-sse")], url, model, stream, args.duration
+            )
             print(
                 f"| {name} | {count / max(1, requests) / 1000:,.0f}k | {requests:,} |", flush=True
             )

@@ -22,19 +22,31 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
+        # One timer per connection, moved on lazily: a request re-arms the deadline three times,
+        # and a timer of its own each time would cost more than the rest of this class.
+        self._timer: asyncio.TimerHandle | None = None
+        self._due: float | None = None  # when the connection is closed; None: no deadline
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._expire)
+        due = self.loop.time() + seconds
+        self._due = due
+        timer = self._timer
+        if timer is None or timer.when() > due:  # a timer due later would fire too late
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(due, self._expire)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._due = None  # the timer, if any, stays and finds nothing to do
 
     def _expire(self) -> None:
-        self._deadline = None
+        self._timer = None
+        due = self._due
+        if due is None:
+            return
+        if self.loop.time() < due:  # the deadline moved on since the timer was set
+            self._timer = self.loop.call_at(due, self._expire)
+            return
         if not self.transport.is_closing():
             self.transport.close()
 
@@ -44,6 +56,9 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:
