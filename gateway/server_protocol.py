@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with deadlines for a request's head and body.
+"""uvicorn's httptools protocol with deadlines for a request's head and body, and a direct line
+to tell a request that its client left (``gateway/disconnect.py``).
 
 uvicorn times a connection out only while it sits idle between requests: a client that opens a
 connection and never finishes its headers (slowloris), or sends a body a byte at a time, holds a
@@ -15,6 +16,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.disconnect import HOOKS_EXTENSION, DisconnectHooks
+
 
 class DeadlineProtocol(HttpToolsProtocol):
     header_timeout_s = 10.0
@@ -26,6 +29,9 @@ class DeadlineProtocol(HttpToolsProtocol):
         # and a timer of its own each time would cost more than the rest of this class.
         self._timer: asyncio.TimerHandle | None = None
         self._due: float | None = None  # when the connection is closed; None: no deadline
+        self._hooks = DisconnectHooks()
+        # Built once per connection and shared by its requests' scopes (read, never written).
+        self._extensions: dict[str, Any] = {HOOKS_EXTENSION: {"hooks": self._hooks}}
 
     def _arm(self, seconds: float) -> None:
         due = self.loop.time() + seconds
@@ -60,9 +66,11 @@ class DeadlineProtocol(HttpToolsProtocol):
             self._timer.cancel()
             self._timer = None
         super().connection_lost(exc)
+        self._hooks.connection_lost()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = self._extensions
         self._arm(self.header_timeout_s)
 
     def on_headers_complete(self) -> None:

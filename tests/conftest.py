@@ -12,6 +12,7 @@ import pytest
 
 from gateway.app import create_app
 from gateway.logs import SINK, configure_logging
+from gateway.server_protocol import deadline_protocol
 from gateway.settings import settings_from_dict
 from tests.fakes import anthropic_upstream, openai_upstream
 from tests.fakes.faults import FaultPlan
@@ -144,7 +145,11 @@ def gateway_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatewa
         config = {**config, "storage": dict(config.get("storage", {}))}
         config["storage"].setdefault("path", str(tmp_path_factory.mktemp("artifacts")))
         settings = settings_from_dict(config, TEST_ENV)
-        server = UvicornServer(create_app(settings, **app_options)).start()
+        # The production protocol (deadlines, and the direct line for client disconnects).
+        protocol = deadline_protocol(
+            settings.server.header_timeout_s, settings.server.body_timeout_s
+        )
+        server = UvicornServer(create_app(settings, **app_options), http=protocol).start()
         servers.append(server)
         return server
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
-from tests.conftest import Upstream, auth, base_config, wait_until
+from gateway.app import create_app
+from gateway.settings import settings_from_dict
+from tests.conftest import TEST_ENV, GatewayFactory, Upstream, auth, base_config, wait_until
 from tests.fakes.server import UvicornServer
 
 CHAT = "/v1/chat/completions"
@@ -137,9 +141,25 @@ def test_fallback_between_deployments_of_one_model(
     assert 'beatra_fallbacks_total{model="gpt-test"} 1.0' in metrics
 
 
+@pytest.fixture(params=["own-protocol", "plain-httptools"])
+def any_server(
+    request: pytest.FixtureRequest, gateway_factory: GatewayFactory, openai_fake: Upstream
+) -> Iterator[UvicornServer]:
+    """The gateway under its own server protocol (told of a lost client directly) and under
+    uvicorn's plain one (where a watcher task listens for http.disconnect instead)."""
+    config = base_config(openai_fake.url)
+    if request.param == "own-protocol":
+        yield gateway_factory(config)
+        return
+    settings = settings_from_dict(config, TEST_ENV)
+    with UvicornServer(create_app(settings), http="httptools") as server:
+        yield server
+
+
 def test_client_disconnect_cancels_the_upstream_stream(
-    gateway: UvicornServer, openai_fake: Upstream
+    any_server: UvicornServer, openai_fake: Upstream
 ) -> None:
+    gateway = any_server
     openai_fake.plan.chunk_gap = 0.02
     openai_fake.plan.chunk_count = 500
     with httpx.stream("POST", gateway.url + CHAT, json=stream_body(), headers=auth()) as response:
@@ -153,8 +173,9 @@ def test_client_disconnect_cancels_the_upstream_stream(
 
 
 def test_client_disconnect_cancels_a_sync_upstream_call(
-    gateway: UvicornServer, openai_fake: Upstream
+    any_server: UvicornServer, openai_fake: Upstream
 ) -> None:
+    gateway = any_server
     openai_fake.plan.push("slow", delay=5.0)
     try:
         httpx.post(
