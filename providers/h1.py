@@ -169,7 +169,8 @@ class Connection(asyncio.Protocol):
         self.transport.write(request)
 
     async def read_head(self) -> tuple[int, dict[str, str]]:
-        """The final (non-1xx) status and headers, names lower-cased."""
+        """The final (non-1xx) status and headers, names lower-cased; returns once the first
+        body bytes (or the end of the answer) have arrived too."""
         while not self._head_done:
             if self._error is not None:
                 raise self._error
@@ -291,9 +292,8 @@ class Connection(asyncio.Protocol):
             # Requests say ``accept-encoding: identity``; a coded body is a provider fault.
             self.fail(ProtocolError(f"unrequested content-encoding {encoding!r}"))
             self.close()
-            return
-        if self._wake_on_data:
-            self._wake()
+        # No wake-up for the head alone: every caller wants the body that follows it (a
+        # stream's first event, an error's message), and a wake-up costs a task step.
 
     def on_body(self, body: bytes) -> None:
         if self._error is not None:
