@@ -49,11 +49,12 @@ class Origin:
     host_header: bytes
 
     @classmethod
-    def parse(cls, base_url: str) -> Origin:
+    def parse(cls, base_url: str, ca_file: str | None = None) -> Origin:
+        """The origin of ``base_url``; for https, trusting the system's CAs plus ``ca_file``."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
-        tls = ssl.create_default_context() if parts.scheme == "https" else None
+        tls = tls_context(ca_file) if parts.scheme == "https" else None
         port = parts.port or (443 if tls else 80)
         netloc = parts.netloc.rpartition("@")[2]  # never send userinfo in Host
         return cls(
@@ -63,6 +64,15 @@ class Origin:
             base_path=parts.path.rstrip("/"),
             host_header=netloc.encode("idna" if not netloc.isascii() else "ascii"),
         )
+
+
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Certificate-verifying TLS: the system's CAs, plus those in ``ca_file`` (a PEM bundle, for
+    upstreams behind a private CA)."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def encode_headers(headers: Mapping[str, str]) -> bytes:

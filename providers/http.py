@@ -22,7 +22,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.h1 import Origin, encode_headers
+from providers.h1 import Origin, encode_headers, tls_context
 from providers.h1_pool import H1Pool
 from providers.sse import sse_batches
 from providers.transport import transport_error
@@ -104,8 +104,9 @@ class HttpUpstream:
         )
 
     async def start(self) -> None:
+        ca_file = self._settings.options.get("ca_file")
         if self._base_url:
-            origin = Origin.parse(self._base_url)
+            origin = Origin.parse(self._base_url, ca_file)
             self._pool = H1Pool(
                 origin,
                 max_connections=self._settings.max_connections,
@@ -117,7 +118,10 @@ class HttpUpstream:
             fixed["accept-encoding"] = "identity"
             self._fixed_head = encode_headers(fixed)
         connector = aiohttp.TCPConnector(
-            limit=self._settings.max_connections, limit_per_host=0, ttl_dns_cache=300
+            limit=self._settings.max_connections,
+            limit_per_host=0,
+            ttl_dns_cache=300,
+            ssl=tls_context(ca_file) if ca_file else True,  # True: aiohttp's default checks
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

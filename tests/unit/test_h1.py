@@ -1,138 +1,26 @@
-"""The lean HTTP/1.1 client of the chat hot path, against raw scripted servers on 127.0.0.1.
-
-Each test runs one event loop holding both a TCP server that writes exactly the bytes the test
-scripts (keep-alive, chunked and EOF-delimited bodies, interim 1xx answers, garbage, early
-closes) and the client, through ``HttpUpstream`` as adapters use it. Every test runs on the
-stdlib loop and on uvloop (what the gateway runs in production).
+"""The lean HTTP/1.1 client of the chat hot path: framing, keep-alive and failures, against raw
+scripted servers on 127.0.0.1 (``tests/fakes/raw_http.py``), on the stdlib loop and on uvloop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-import uvloop
 
-from providers.base import ProviderSettings, UpstreamError
-from providers.http import HttpUpstream
-
-JSON_OK = b'{"ok":true}'
-
-
-def ok(body: bytes = JSON_OK, extra: bytes = b"") -> bytes:
-    return (
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s"
-        % (
-            extra,
-            len(body),
-            body,
-        )
-    )
-
-
-@dataclass
-class Request:
-    head: bytes
-    body: bytes
-
-    def header(self, name: bytes) -> bytes | None:
-        for line in self.head.split(b"\r\n")[1:]:
-            key, _, value = line.partition(b":")
-            if key.strip().lower() == name:
-                return value.strip()
-        return None
-
-
-Script = Callable[[Request, asyncio.StreamWriter, int], Awaitable[bool]]
-
-
-@dataclass
-class RawServer:
-    """Answers each request with ``script(request, writer, index)``; False closes the socket."""
-
-    script: Script
-    connections: int = 0
-    open_now: int = 0
-    most_open: int = 0
-    requests: list[Request] = field(default_factory=list)
-    port: int = 0
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def until_requests(self, count: int) -> None:
-        while len(self.requests) < count:
-            self.arrived.clear()
-            await self.arrived.wait()
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open_now += 1
-        self.most_open = max(self.most_open, self.open_now)
-        try:
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError):
-                    return
-                request = Request(head, b"")
-                length = int(request.header(b"content-length") or 0)
-                request.body = await reader.readexactly(length)
-                self.requests.append(request)
-                self.arrived.set()
-                if not await self.script(request, writer, len(self.requests) - 1):
-                    return
-                await writer.drain()
-        finally:
-            self.open_now -= 1
-            writer.close()
-
-
-def run(test: Callable[[], Coroutine[Any, Any, None]], loop_kind: str) -> None:
-    if loop_kind == "uvloop":
-        uvloop.run(test())
-    else:
-        asyncio.run(test())
-
-
-async def serve(script: Script) -> tuple[RawServer, asyncio.Server]:
-    raw = RawServer(script)
-    server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
-    raw.port = server.sockets[0].getsockname()[1]
-    return raw, server
-
-
-def upstream(port: int, **settings: Any) -> HttpUpstream:
-    base = ProviderSettings(
-        name="raw", kind="openai", base_url=f"http://127.0.0.1:{port}/v1", **settings
-    )
-    return HttpUpstream(base, {"authorization": "Bearer upstream-secret"})
-
-
-def mapper(status: int, body: bytes, headers: Any) -> UpstreamError:
-    return UpstreamError("server", f"status {status}: {body.decode()}")
-
-
-async def post(up: HttpUpstream, headers: dict[str, str] | None = None) -> bytes:
-    return await up.post_json(
-        "/chat/completions", b'{"model":"m"}', headers or {"x-request-id": "req_1"}, mapper
-    )
-
-
-async def pool_drained(up: HttpUpstream) -> None:
-    """Wait (at most 5 s) until the client's pool holds no open connection."""
-    pool = up._pool
-    assert pool is not None
-    for _ in range(500):
-        if pool.open_connections == 0:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{pool.open_connections} connections still open")
-
-
-LOOPS = pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+from providers.base import UpstreamError
+from tests.fakes.raw_http import (
+    JSON_OK,
+    LOOPS,
+    Request,
+    ok,
+    pool_drained,
+    post,
+    run,
+    serve,
+    upstream,
+)
 
 
 @LOOPS
@@ -331,134 +219,5 @@ def test_header_injection_is_refused_before_anything_is_sent(loop_kind: str) -> 
             await up.close()
             server.close()
         assert raw.requests == []
-
-    run(test, loop_kind)
-
-
-@LOOPS
-def test_pool_caps_connections_and_queues_the_rest(loop_kind: str) -> None:
-    release = asyncio.Event
-
-    async def test() -> None:
-        gate = release()
-
-        async def answer(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
-            await gate.wait()
-            writer.write(ok(b'{"n":%d}' % index))
-            return True
-
-        raw, server = await serve(answer)
-        up = upstream(raw.port, max_connections=2)
-        await up.start()
-        try:
-            calls = [asyncio.create_task(post(up)) for _ in range(6)]
-            await raw.until_requests(2)
-            assert raw.open_now == 2
-            gate.set()
-            bodies = await asyncio.gather(*calls)
-            assert sorted(bodies) == sorted(b'{"n":%d}' % i for i in range(6))
-            assert raw.most_open == 2
-        finally:
-            await up.close()
-            server.close()
-
-    run(test, loop_kind)
-
-
-@LOOPS
-def test_a_queued_request_gives_up_at_its_deadline(loop_kind: str) -> None:
-    async def test() -> None:
-        hold = asyncio.Event()
-
-        async def answer(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
-            await hold.wait()
-            writer.write(ok())
-            return True
-
-        raw, server = await serve(answer)
-        up = upstream(raw.port, max_connections=1)
-        await up.start()
-        pool = up._pool
-        assert pool is not None
-        try:
-            first = asyncio.create_task(post(up))
-            await raw.until_requests(1)
-            with pytest.raises(TimeoutError):
-                await pool.acquire(0.2)  # the one slot is busy for longer than that
-            assert pool.open_connections == 1
-            hold.set()
-            assert await first == JSON_OK
-            assert await post(up) == JSON_OK  # the pool is whole again: the slot was not lost
-        finally:
-            await up.close()
-            server.close()
-        assert raw.connections == 1
-
-    run(test, loop_kind)
-
-
-@LOOPS
-def test_a_cancelled_request_closes_its_connection_instead_of_reusing_it(loop_kind: str) -> None:
-    async def test() -> None:
-        async def answer(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
-            if index == 0:
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\nhalf")
-                await asyncio.sleep(30)
-                return False
-            writer.write(ok())
-            return True
-
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
-            call = asyncio.create_task(post(up))
-            await raw.until_requests(1)
-            call.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await call
-            assert await post(up) == JSON_OK
-            assert raw.connections == 2
-        finally:
-            await up.close()
-            server.close()
-
-    run(test, loop_kind)
-
-
-@LOOPS
-def test_a_stream_nobody_reads_stops_reading_from_the_provider(loop_kind: str) -> None:
-    """Backpressure: with the consumer stalled, the provider's writes stall too (its socket
-    buffers fill), rather than the client buffering the whole stream."""
-    total = 64 * 1024 * 1024
-    event = b"data: " + b"x" * 1017 + b"\n\n"  # 1 KiB per event
-
-    async def test() -> None:
-        sent = [0]
-
-        async def answer(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
-            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n")
-            block = event * 64
-            while sent[0] < total:
-                writer.write(block)
-                await writer.drain()
-                sent[0] += len(block)
-            return False
-
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
-            async with up.open_stream("/chat/completions", b"{}", {}, mapper) as batches:
-                first = await anext(batches)
-                assert first and first[0] == b"x" * 1017
-                previous = -1
-                while previous != sent[0]:  # wait until the provider's writes stop
-                    previous = sent[0]
-                    await asyncio.sleep(0.2)
-                assert sent[0] < 24 * 1024 * 1024, sent[0]
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
