@@ -4,9 +4,13 @@
 ``chat.completion.chunk`` event stream of ``chunks`` content events, the k-th sent at
 ``start + k * gap_ms`` (an absolute schedule, so one late wake-up does not shift the rest), then a
 usage event when ``stream_options.include_usage`` is set, then ``data: [DONE]``. Without
-``stream`` it answers a canned ``chat.completion``. Events are pre-encoded: the server's own cost
-per chunk is one timer and one write, so what a client measures beyond the cadence is the path in
-between (the gateway) and not this server. Started by bench/stack.py pinned to CPU 1.
+``stream`` it answers a canned ``chat.completion``. Anything else is 404.
+
+It shares a core with the load generator, and a thousand streams at 20 events a second each
+are 20,000 writes a second: so it is a bare asyncio protocol (httptools parses requests) whose
+cost per event is one timer callback and one write of a pre-encoded event. Bodies have a
+content-length (no chunked framing); connections are kept alive. Started by bench/stack.py
+pinned to CPU 1.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import re
 
+import httptools
 import orjson
 import uvloop
-from aiohttp import web
 
 MAX_CHUNKS = 10_000
+PATH = re.compile(rb"^/timed/(\d+)/(\d+)/v1/chat/completions$")
 COMPLETION = orjson.dumps(
     {
         "id": "chatcmpl-timed0001",
@@ -38,6 +44,7 @@ COMPLETION = orjson.dumps(
     }
 )
 DONE = b"data: [DONE]\n\n"
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 
 
 def _event(data: object) -> bytes:
@@ -84,44 +91,97 @@ def usage_event(chunks: int) -> bytes:
     )
 
 
-async def chat(request: web.Request) -> web.StreamResponse:
-    try:
-        chunks = int(request.match_info["chunks"])
-        gap = int(request.match_info["gap_ms"]) / 1000.0
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    if not 1 <= chunks <= MAX_CHUNKS:
-        raise web.HTTPNotFound()
-    body = orjson.loads(await request.read())
-    if not isinstance(body, dict) or body.get("stream") is not True:
-        return web.Response(body=COMPLETION, content_type="application/json")
-    options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    events = stream_events(chunks)
-    tail = usage_event(chunks) + DONE if include_usage else DONE
-    response = web.StreamResponse(
-        headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
-    )
-    # The length is known in advance: no chunked framing, one plain write per event.
-    response.content_length = sum(map(len, events)) + len(tail)
-    await response.prepare(request)
+class TimedProtocol(asyncio.Protocol):
+    """One client connection; requests are answered one after the other (keep-alive)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.body: list[bytes] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.transport = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.body = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        match = PATH.match(self.url)
+        chunks = int(match[1]) if match else 0
+        if match is None or self.parser.get_method() != b"POST" or not 1 <= chunks <= MAX_CHUNKS:
+            self.write(NOT_FOUND)
+            return
+        try:
+            request = orjson.loads(b"".join(self.body))
+        except orjson.JSONDecodeError:
+            request = None
+        if not isinstance(request, dict) or request.get("stream") is not True:
+            self.respond(b"application/json", COMPLETION)
+            return
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        events = stream_events(chunks)
+        tail = usage_event(chunks) + DONE if include_usage else DONE
+        length = sum(map(len, events)) + len(tail)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        self.write(head + b"cache-control: no-cache\r\ncontent-length: %d\r\n\r\n" % length)
+        self.send_event(events, tail, int(match[2]) / 1000.0, self.loop.time(), 0)
+
+    def respond(self, kind: bytes, body: bytes) -> None:
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: %s\r\ncontent-length: %d\r\n\r\n" % (
+            kind,
+            len(body),
+        )
+        self.write(head + body)
+
+    def send_event(
+        self, events: tuple[bytes, ...], tail: bytes, gap: float, start: float, index: int
+    ) -> None:
+        self.timer = None
+        event = events[index]
+        if index + 1 == len(events):
+            self.write(event + tail)
+            return
+        self.write(event)
+        due = start + (index + 1) * gap
+        self.timer = self.loop.call_at(due, self.send_event, events, tail, gap, start, index + 1)
+
+
+async def serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
-    start = loop.time()
-    for index, event in enumerate(events):
-        if index:
-            delay = start + index * gap - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        await response.write(event)
-    await response.write(tail)
-    await response.write_eof()
-    return response
-
-
-def make_app() -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024)
-    app.router.add_post("/timed/{chunks}/{gap_ms}/v1/chat/completions", chat)
-    return app
+    server = await loop.create_server(TimedProtocol, host, port, backlog=4096)
+    async with server:
+        await server.serve_forever()
 
 
 def main() -> None:
@@ -129,18 +189,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=18181)
     args = parser.parse_args()
-    web.run_app(
-        make_app(),
-        loop=uvloop.new_event_loop(),
-        host=args.host,
-        port=args.port,
-        backlog=4096,
-        keepalive_timeout=600.0,
-        shutdown_timeout=2.0,
-        access_log=None,
-        print=None,
-        handle_signals=True,
-    )
+    uvloop.run(serve(args.host, args.port))
 
 
 if __name__ == "__main__":
