@@ -19,6 +19,7 @@ from tests.fakes.raw_http import (
     Request,
     mapper,
     ok,
+    pool_drained,
     post,
     run,
     serve,
@@ -196,5 +197,31 @@ def test_https_with_a_private_ca_reuses_its_connection_and_streams(
             await untrusting.close()
             server.close()
         assert raw.connections == 1  # the refused handshake never got here; the rest shared one
+
+    run(test, loop_kind)
+
+
+@LOOPS
+def test_idle_connections_are_closed_after_the_keep_alive_window(loop_kind: str) -> None:
+    async def answer(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
+        writer.write(ok())
+        return True
+
+    async def test() -> None:
+        raw, server = await serve(answer)
+        up = upstream(raw.port)
+        await up.start()
+        pool = up._pool
+        assert pool is not None
+        pool._keepalive_s = 0.1  # the default is 15 s
+        try:
+            assert await post(up) == JSON_OK
+            assert pool.open_connections == 1
+            await pool_drained(up)  # the sweep closed it; nothing else would have
+            assert await post(up) == JSON_OK  # a fresh connection, not the dead one
+            assert raw.connections == 2
+        finally:
+            await up.close()
+            server.close()
 
     run(test, loop_kind)
