@@ -7,8 +7,9 @@ adapters do, on the stdlib loop and on uvloop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +120,22 @@ async def post(up: HttpUpstream, headers: dict[str, str] | None = None) -> bytes
     return await up.post_json(
         "/chat/completions", b'{"model":"m"}', headers or {"x-request-id": "req_1"}, mapper
     )
+
+
+@contextlib.asynccontextmanager
+async def scripted(
+    script: Script, **settings: Any
+) -> AsyncIterator[tuple[RawServer, HttpUpstream]]:
+    """A raw server answering with ``script`` and a started client of it (provider
+    ``settings`` passed on); both closed on the way out."""
+    raw, server = await serve(script)
+    up = upstream(raw.port, **settings)
+    await up.start()
+    try:
+        yield raw, up
+    finally:
+        await up.close()
+        server.close()
 
 
 async def pool_drained(up: HttpUpstream) -> None:

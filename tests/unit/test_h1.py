@@ -18,8 +18,7 @@ from tests.fakes.raw_http import (
     pool_drained,
     post,
     run,
-    serve,
-    upstream,
+    scripted,
 )
 
 
@@ -30,15 +29,9 @@ def test_keep_alive_reuses_one_connection_and_sends_a_complete_head(loop_kind: s
         return True
 
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (raw, up):
             assert await post(up) == b'{"n":0}'
             assert await post(up, {"x-request-id": "req_2"}) == b'{"n":1}'
-        finally:
-            await up.close()
-            server.close()
         assert raw.connections == 1
         first = raw.requests[0]
         assert first.head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
@@ -71,19 +64,13 @@ def test_chunked_eof_delimited_and_interim_answers(loop_kind: str) -> None:
         return False
 
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (raw, up):
             assert await post(up) == b'{"a":12}'
             assert await post(up) == b'{"b":2}'
             assert await post(up) == b'{"c":3}'
             assert raw.connections == 1
             assert await post(up) == b'{"c":3}'  # the closed connection was not reused
             assert raw.connections == 2
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
 
@@ -98,18 +85,12 @@ def test_connection_close_and_server_side_idle_close_open_a_new_connection(loop_
         return index != 1  # after the second answer the server drops the idle connection
 
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (raw, up):
             for expected_connections in (1, 2, 3):
                 assert await post(up) == JSON_OK
                 assert raw.connections == expected_connections
                 if expected_connections < 3:
                     await pool_drained(up)  # the server's close has reached the pool
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
 
@@ -127,17 +108,11 @@ def test_error_status_reaches_the_adapters_mapper_and_keeps_the_connection(loop_
         return True
 
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (raw, up):
             with pytest.raises(UpstreamError, match=re.escape('status 429: {"error":"busy"}')):
                 await post(up)
             assert await post(up) == JSON_OK
             assert raw.connections == 1
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
 
@@ -160,18 +135,12 @@ def test_unreadable_answers_are_server_errors_and_drop_the_connection(
         return True
 
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (raw, up):
             with pytest.raises(UpstreamError) as caught:
                 await post(up)
             assert caught.value.kind == "server"
             assert await post(up) == JSON_OK
             assert raw.connections == 2
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
 
@@ -186,17 +155,11 @@ def test_reset_before_the_answer_is_a_connect_failure(loop_kind: str) -> None:
         return True
 
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (_, up):
             with pytest.raises(UpstreamError) as caught:
                 await post(up)
             assert caught.value.kind == "connect"
             assert await post(up) == JSON_OK
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
 
@@ -208,16 +171,10 @@ def test_header_injection_is_refused_before_anything_is_sent(loop_kind: str) -> 
         return True
 
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (raw, up):
             for bad in ("x\r\nevil: 1", "x\nevil: 1", "x\rx"):
                 with pytest.raises(UpstreamError):
                     await post(up, {"x-request-id": bad})
-        finally:
-            await up.close()
-            server.close()
         assert raw.requests == []
 
     run(test, loop_kind)

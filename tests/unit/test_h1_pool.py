@@ -22,6 +22,7 @@ from tests.fakes.raw_http import (
     pool_drained,
     post,
     run,
+    scripted,
     serve,
     upstream,
 )
@@ -39,10 +40,7 @@ def test_pool_caps_connections_and_queues_the_rest(loop_kind: str) -> None:
             writer.write(ok(b'{"n":%d}' % index))
             return True
 
-        raw, server = await serve(answer)
-        up = upstream(raw.port, max_connections=2)
-        await up.start()
-        try:
+        async with scripted(answer, max_connections=2) as (raw, up):
             calls = [asyncio.create_task(post(up)) for _ in range(6)]
             await raw.until_requests(2)
             assert raw.open_now == 2
@@ -50,9 +48,6 @@ def test_pool_caps_connections_and_queues_the_rest(loop_kind: str) -> None:
             bodies = await asyncio.gather(*calls)
             assert sorted(bodies) == sorted(b'{"n":%d}' % i for i in range(6))
             assert raw.most_open == 2
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
 
@@ -100,10 +95,7 @@ def test_a_cancelled_request_closes_its_connection_instead_of_reusing_it(loop_ki
             writer.write(ok())
             return True
 
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
+        async with scripted(answer) as (raw, up):
             call = asyncio.create_task(post(up))
             await raw.until_requests(1)
             call.cancel()
@@ -111,9 +103,6 @@ def test_a_cancelled_request_closes_its_connection_instead_of_reusing_it(loop_ki
                 await call
             assert await post(up) == JSON_OK
             assert raw.connections == 2
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
 
@@ -137,21 +126,17 @@ def test_a_stream_nobody_reads_stops_reading_from_the_provider(loop_kind: str) -
                 sent[0] += len(block)
             return False
 
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        try:
-            async with up.open_stream("/chat/completions", b"{}", {}, mapper) as batches:
-                first = await anext(batches)
-                assert first and first[0] == b"x" * 1017
-                previous = -1
-                while previous != sent[0]:  # wait until the provider's writes stop
-                    previous = sent[0]
-                    await asyncio.sleep(0.2)
-                assert sent[0] < 24 * 1024 * 1024, sent[0]
-        finally:
-            await up.close()
-            server.close()
+        async with (
+            scripted(answer) as (_, up),
+            up.open_stream("/chat/completions", b"{}", {}, mapper) as batches,
+        ):
+            first = await anext(batches)
+            assert first and first[0] == b"x" * 1017
+            previous = -1
+            while previous != sent[0]:  # wait until the provider's writes stop
+                previous = sent[0]
+                await asyncio.sleep(0.2)
+            assert sent[0] < 24 * 1024 * 1024, sent[0]
 
     run(test, loop_kind)
 
