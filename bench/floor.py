@@ -80,10 +80,15 @@ def main() -> None:
     parser.add_argument("--timed-upstream", default="http://127.0.0.1:18181")
     parser.add_argument("--port", type=int, default=18182)
     args = parser.parse_args()
+    serve_floor(Floor(args.upstream, args.timed_upstream), args.port)
+
+
+def serve_floor(app: Any, port: int) -> None:
+    """Serve a floor as the gateway is served: uvicorn, uvloop, httptools, no access log."""
     uvicorn.run(
-        Floor(args.upstream, args.timed_upstream),
+        app,
         host="127.0.0.1",
-        port=args.port,
+        port=port,
         loop="uvloop",
         http="httptools",
         lifespan="on",

@@ -13,8 +13,7 @@ import argparse
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import uvicorn
-
+from bench.floor import serve_floor
 from providers.h1 import Origin
 from providers.h1_pool import H1Pool
 
@@ -90,17 +89,7 @@ def main() -> None:
     parser.add_argument("--upstream", default="http://127.0.0.1:18180")
     parser.add_argument("--port", type=int, default=18184)
     args = parser.parse_args()
-    uvicorn.run(
-        LeanFloor(args.upstream),
-        host="127.0.0.1",
-        port=args.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        server_header=False,
-    )
+    serve_floor(LeanFloor(args.upstream), args.port)
 
 
 if __name__ == "__main__":
