@@ -98,7 +98,6 @@ class Connection(asyncio.Protocol):
         "_error",
         "_framed",
         "_head_done",
-        "_high_water",
         "_informational",
         "_keep_alive",
         "_limit",
@@ -108,9 +107,9 @@ class Connection(asyncio.Protocol):
         "_pool",
         "_raw_headers",
         "_read_timeout",
+        "_streaming",
         "_timer",
         "_waiter",
-        "_wake_on_data",
         "busy",
         "closed",
         "headers",
@@ -147,8 +146,9 @@ class Connection(asyncio.Protocol):
         self._informational = False
         self._paused = False
         self._error: BaseException | None = None
-        self._wake_on_data = stream
-        self._high_water = STREAM_HIGH_WATER if stream else _UNBOUNDED
+        # Read piece by piece (each arrival wakes the reader; reading pauses past the high
+        # water mark) rather than whole (the reader wakes once, at the end).
+        self._streaming = stream
         self._limit = limit
         self._read_timeout = read_timeout
         self._deadline = deadline
@@ -189,18 +189,14 @@ class Connection(asyncio.Protocol):
 
     async def read_whole(self) -> bytes:
         """The rest of the body, bounded by ``limit``; then the exchange's deadline stops."""
-        self._high_water = _UNBOUNDED
-        self._wake_on_data = False
+        self._streaming = False
         self._resume()
         while not self._complete:
             if self._error is not None:
                 raise self._error
             await self._wait()
         self._cancel_timer()
-        chunks = self._chunks
-        self._chunks = []
-        self._buffered = 0
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._take()
 
     async def read_some(self) -> bytes:
         """The body bytes that arrived since the last call (waiting for some); ``b""`` at the
@@ -211,11 +207,8 @@ class Connection(asyncio.Protocol):
             if self._complete:
                 return b""
             await self._wait()
-        chunks = self._chunks
-        self._chunks = []
-        self._buffered = 0
         self._resume()
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return self._take()
 
     def stop_deadline(self) -> None:
         """Stop this exchange's read deadline (a stream's reader keeps its own from here)."""
@@ -314,10 +307,10 @@ class Connection(asyncio.Protocol):
             self.fail(UpstreamError("server", "The provider's response was too large."))
             self.close()
             return
-        if self._buffered > self._high_water and not self._paused and self.transport is not None:
-            self._paused = True
-            self.transport.pause_reading()
-        if self._wake_on_data:
+        if self._streaming:
+            if self._buffered > STREAM_HIGH_WATER and not self._paused and self.transport:
+                self._paused = True
+                self.transport.pause_reading()
             self._wake()
 
     def on_message_complete(self) -> None:
@@ -331,6 +324,13 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     # --- internals -------------------------------------------------------------------------
+
+    def _take(self) -> bytes:
+        """The body bytes held, handed over and forgotten."""
+        chunks = self._chunks
+        self._chunks = []
+        self._buffered = 0
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _wait(self) -> None:
         waiter = self._loop.create_future()

@@ -138,10 +138,7 @@ class H1Pool:
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 handed = waiter.result()
                 if handed is not None:
-                    handed.busy = False
-                    self._idle.append(handed)
-                    handed.idle_since = self.loop.time()
-                    self._pass_idle()
+                    self.release(handed)
                 else:
                     self._open -= 1
                     self._pass_slot()
@@ -158,14 +155,6 @@ class H1Pool:
                 self._open += 1
                 waiter.set_result(None)
                 return
-
-    def _pass_idle(self) -> None:
-        while self._waiters and self._idle:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                conn = self._idle.pop()
-                conn.busy = True
-                waiter.set_result(conn)
 
     def _sweep(self) -> None:
         self._sweeper = None
