@@ -122,6 +122,12 @@ async def post(up: HttpUpstream, headers: dict[str, str] | None = None) -> bytes
     )
 
 
+async def always_ok(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
+    """A script answering every request with ``ok()`` on a kept-alive connection."""
+    writer.write(ok())
+    return True
+
+
 @contextlib.asynccontextmanager
 async def scripted(
     script: Script, **settings: Any

@@ -14,6 +14,7 @@ from tests.fakes.raw_http import (
     JSON_OK,
     LOOPS,
     Request,
+    always_ok,
     ok,
     pool_drained,
     post,
@@ -166,12 +167,8 @@ def test_reset_before_the_answer_is_a_connect_failure(loop_kind: str) -> None:
 
 @LOOPS
 def test_header_injection_is_refused_before_anything_is_sent(loop_kind: str) -> None:
-    async def answer(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
-        writer.write(ok())
-        return True
-
     async def test() -> None:
-        async with scripted(answer) as (raw, up):
+        async with scripted(always_ok) as (raw, up):
             for bad in ("x\r\nevil: 1", "x\nevil: 1", "x\rx"):
                 with pytest.raises(UpstreamError):
                     await post(up, {"x-request-id": bad})

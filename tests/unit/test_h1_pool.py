@@ -17,6 +17,7 @@ from tests.fakes.raw_http import (
     JSON_OK,
     LOOPS,
     Request,
+    always_ok,
     mapper,
     ok,
     pool_drained,
@@ -188,25 +189,15 @@ def test_https_with_a_private_ca_reuses_its_connection_and_streams(
 
 @LOOPS
 def test_idle_connections_are_closed_after_the_keep_alive_window(loop_kind: str) -> None:
-    async def answer(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
-        writer.write(ok())
-        return True
-
     async def test() -> None:
-        raw, server = await serve(answer)
-        up = upstream(raw.port)
-        await up.start()
-        pool = up._pool
-        assert pool is not None
-        pool._keepalive_s = 0.1  # the default is 15 s
-        try:
+        async with scripted(always_ok) as (raw, up):
+            pool = up._pool
+            assert pool is not None
+            pool._keepalive_s = 0.1  # the default is 15 s
             assert await post(up) == JSON_OK
             assert pool.open_connections == 1
             await pool_drained(up)  # the sweep closed it; nothing else would have
             assert await post(up) == JSON_OK  # a fresh connection, not the dead one
             assert raw.connections == 2
-        finally:
-            await up.close()
-            server.close()
 
     run(test, loop_kind)
