@@ -11,6 +11,7 @@ import http.client
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -209,9 +210,11 @@ class Bench(Stack):
 
     def profile(self) -> None:
         assert self.gateway is not None
-        py_spy = shutil.which("py-spy")
+        # The virtualenv's own (a dev tool in the lock) when PATH has none.
+        beside = Path(sys.executable).with_name("py-spy")
+        py_spy = shutil.which("py-spy") or (str(beside) if beside.exists() else None)
         if py_spy is None:
-            self.problem("--profile: py-spy is not installed (pip install py-spy)")
+            self.problem("--profile: py-spy is not installed (bash scripts/setup --test)")
             return
         out = self.logs.parent / "profile_c32.txt"
         seconds = self.o.profile_s

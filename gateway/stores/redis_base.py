@@ -18,9 +18,9 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from gateway.stores.base import StateUnavailable
 

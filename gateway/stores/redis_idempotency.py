@@ -166,7 +166,7 @@ class RedisIdempotency:
                     return
         finally:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
     async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
         """Subscribe and wait for the server's confirmation: only then can no message be lost."""
