@@ -7,6 +7,10 @@ socket and a file descriptor for ever. This protocol closes such a connection on
 taken longer than ``header_timeout_s`` (counted from the connection's first byte, or from the
 connection itself for a client that sends nothing) or the body longer than ``body_timeout_s``.
 The client gets no answer: it sent no request worth one.
+
+It subclasses uvicorn's private ``HttpToolsProtocol``, so pyproject.toml holds uvicorn to the
+series it is tested with, and ``tests/server/test_uvicorn_internals.py`` names every attribute
+and callback of uvicorn's that this module relies on, failing loudly when one changes.
 """
 
 from __future__ import annotations
@@ -30,8 +34,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._timer: asyncio.TimerHandle | None = None
         self._due: float | None = None  # when the connection is closed; None: no deadline
         self._hooks = DisconnectHooks()
-        # Built once per connection and shared by its requests' scopes (read, never written).
-        self._extensions: dict[str, Any] = {HOOKS_EXTENSION: {"hooks": self._hooks}}
+        self._hooks_extension: dict[str, Any] = {"hooks": self._hooks}
 
     def _arm(self, seconds: float) -> None:
         due = self.loop.time() + seconds
@@ -70,7 +73,14 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = self._extensions
+        # Merged into whatever extensions uvicorn itself offers, never replacing them; a dict
+        # of the request's own, since an app may write into its scope's extensions.
+        scope: dict[str, Any] = cast(dict[str, Any], self.scope)
+        extensions = scope.get("extensions")
+        if extensions is None:
+            scope["extensions"] = {HOOKS_EXTENSION: self._hooks_extension}
+        else:
+            extensions[HOOKS_EXTENSION] = self._hooks_extension
         self._arm(self.header_timeout_s)
 
     def on_headers_complete(self) -> None:
