@@ -164,6 +164,7 @@ class LocalMusicAdapter:
     kind = "local"
     formats = frozenset({"wav"})
     reference_modes = frozenset({"melody", "continuation", "remix"})
+    supports_lyrics = True  # the synthesizer sings them as a melodic line
 
     def __init__(self, settings: ProviderSettings) -> None:
         options = settings.options
