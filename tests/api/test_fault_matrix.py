@@ -1,7 +1,7 @@
 """The upstream fault matrix: every way an upstream can fail, sync and streamed, through a real
 gateway whose model has a backup deployment behind the failing one.
 
-Each cell checks what the client sees (status, envelope code and ``retryable`` as CONTRACT.md's
+Each cell checks what the client sees (status, envelope code and ``retryable`` as docs/api.md's
 table says; a stream that fails after its first byte ends with one ``data: {"error": ...}`` event
 and no ``[DONE]``), whether the backup was tried (retryable failures before the first byte fall
 back; the client's own mistakes and anything after the first byte never do), what the metrics and
@@ -28,7 +28,8 @@ CHAT = "/v1/chat/completions"
 READ_TIMEOUT_S = 0.25
 TOTAL_TIMEOUT_S = 0.5
 MAX_RESPONSE_BYTES = 48 * 1024
-# CONTRACT.md's error table for the codes an upstream failure can become: (HTTP status, retryable).
+# The error table of docs/api.md, for the codes an upstream failure can become:
+# (HTTP status, retryable).
 CONTRACT = {
     "invalid_request": (400, False),
     "rate_limited": (429, True),
