@@ -11,7 +11,7 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
-from gateway.logs import configure_logging
+from gateway.logs import configure_logging, server_log_config
 from gateway.server_protocol import deadline_protocol
 from gateway.settings import ConfigError, Settings, load_settings
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         http=deadline_protocol(settings.server.header_timeout_s, settings.server.body_timeout_s),
         lifespan="on",
         access_log=False,  # the gateway writes its own structured access line
+        log_config=server_log_config(),  # uvicorn's own lines as structured events too
         log_level="warning" if level != "debug" else "debug",
         server_header=False,
         # The gateway reads no client address, so uvicorn's X-Forwarded-For layer is pure cost.

@@ -3,7 +3,9 @@ development. Callers pass chosen fields only; nothing logs headers, keys or mess
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import sys
 import time
 from typing import IO, Any
@@ -98,3 +100,46 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logger_factory=factory,  # type: ignore[arg-type]
         cache_logger_on_first_use=True,
     )
+
+
+class ServerRecords(logging.Handler):
+    """uvicorn's own log records as structured events, so that every line the process writes
+    is one of the gateway's log lines (JSON in production), never plain text.
+
+    A request task that uvicorn cancels because it outlasted the shutdown grace is expected,
+    not a fault: uvicorn logs each one as "Exception in ASGI application" with a traceback.
+    Those are dropped here, and uvicorn's one "Cancel N running task(s)" line becomes one
+    ``shutdown_cancelled_requests`` event with the count.
+    """
+
+    _CANCELLED = re.compile(r"Cancel (\d+) running task")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            exc = record.exc_info[1] if record.exc_info else None
+            if isinstance(exc, asyncio.CancelledError):
+                return
+            message = record.getMessage().strip()
+            logger = structlog.get_logger("uvicorn")
+            cancelled = self._CANCELLED.match(message)
+            if cancelled is not None:
+                logger.warning("shutdown_cancelled_requests", count=int(cancelled.group(1)))
+                return
+            fields: dict[str, Any] = {"logger": record.name, "message": message}
+            if exc is not None:
+                fields["exc_info"] = record.exc_info
+            logger.log(record.levelno, "server", **fields)
+        except Exception:  # a handler must never raise into the code that logged
+            self.handleError(record)
+
+
+def server_log_config() -> dict[str, Any]:
+    """The ``logging.config.dictConfig`` for uvicorn's loggers: all through ``ServerRecords``."""
+    handler = {"server": {"()": f"{__name__}.ServerRecords"}}
+    route = {"handlers": ["server"], "level": "INFO", "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": handler,
+        "loggers": {"uvicorn": route, "uvicorn.access": route},
+    }

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 
 from tests.server.test_process import free_port
 
@@ -189,3 +190,7 @@ def test_a_stream_longer_than_the_grace_is_cut_at_the_grace(tmp_path: Path) -> N
     assert 1 + grace * 1000 / delay_ms * 0.6 < len(received) < REPLY_TOKENS, received
     assert code in (0, -signal.SIGTERM), log
     assert exited < grace + 2.5, f"exited {exited:.2f} s after SIGTERM"
+    # Every line the process wrote is a JSON log line; the cut is one event, not a traceback.
+    lines = [orjson.loads(line) for line in log.splitlines() if line.strip()]
+    cancelled = [line for line in lines if line["event"] == "shutdown_cancelled_requests"]
+    assert [line["count"] for line in cancelled] == [1], log
