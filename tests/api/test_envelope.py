@@ -127,6 +127,22 @@ def test_permission_denied_for_a_model_the_key_may_not_use(gateway: UvicornServe
     assert auto.json()["model"] == "local-chat"
 
 
+def test_a_denied_alias_is_named_as_sent_never_by_the_hidden_model(
+    gateway_factory: Any, openai_fake: Upstream
+) -> None:
+    config = base_config(openai_fake.url)
+    config["models"]["secret-model"] = {"provider": "openai", "model": "secret-upstream"}
+    config["routing"]["aliases"] = {"gpt-4o": "secret-model"}
+    server = gateway_factory(config)
+    listed = httpx.get(server.url + "/v1/models", headers=auth(OTHER_KEY)).json()
+    assert "secret-model" not in {m["id"] for m in listed["data"]}
+    response = post(server, {**BODY, "model": "gpt-4o"}, headers=auth(OTHER_KEY))
+    error = assert_envelope(response, 403, "permission_denied")
+    assert "'gpt-4o'" in error["message"]
+    assert "secret" not in response.text
+    assert openai_fake.plan.calls == 0
+
+
 def test_not_found_and_method_not_allowed(gateway: UvicornServer) -> None:
     assert_envelope(httpx.get(gateway.url + "/v1/nothing-here"), 404, "not_found")
     assert_envelope(httpx.get(gateway.url + "/"), 404, "not_found")
