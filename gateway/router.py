@@ -2,7 +2,9 @@
 
 Static paths are one dict lookup; templated paths (``/v1/tasks/{id}``) are matched segment by
 segment. Unknown paths are ``not_found``, a known path with the wrong method is
-``method_not_allowed`` (with ``Allow``), and any ``GatewayError`` an endpoint raises before its
+``method_not_allowed`` (with ``Allow``); under ``/v1/`` both need a valid key first (every /v1
+route but health does), so a keyless client learns nothing about the route table. Matched routes
+authenticate in their handler, once. Any ``GatewayError`` an endpoint raises before its
 response started is rendered here as the envelope.
 """
 
@@ -15,9 +17,11 @@ from typing import Any
 import structlog
 
 from gateway.asgi import CONTEXT_KEY, Receive, Request, RequestContext, Scope, Send
+from gateway.auth import KeyRing
 from gateway.errors import GatewayError, envelope
 from gateway.stores.base import StateUnavailable
 
+API_PREFIX = "/v1/"  # the keyed namespace: its unknown paths and wrong methods need a key
 Handler = Callable[[Request], Awaitable[None]]
 _log = structlog.get_logger("beatra.gateway")
 
@@ -42,8 +46,9 @@ class Route:
 
 
 class Router:
-    def __init__(self, routes: list[Route]) -> None:
+    def __init__(self, routes: list[Route], keys: KeyRing) -> None:
         self.routes = routes
+        self._keys = keys
         self._static: dict[str, dict[str, Route]] = {}
         self._templated: list[tuple[tuple[str, ...], dict[str, Route]]] = []
         for route in routes:
@@ -85,6 +90,8 @@ class Router:
         try:
             found = self.match(scope["path"])
             if found is None:
+                if scope["path"].startswith(API_PREFIX):
+                    self._keys.authenticate(request)
                 raise GatewayError("not_found", f"No route for {scope['path'][:200]}.")
             methods, params = found
             route = methods.get(scope["method"])
@@ -93,6 +100,8 @@ class Router:
                     route = methods["GET"]
                 else:
                     ctx.route = next(iter(methods.values())).path
+                    if ctx.route.startswith(API_PREFIX) and any(r.auth for r in methods.values()):
+                        self._keys.authenticate(request)
                     allow = ", ".join(sorted(methods))
                     raise GatewayError("method_not_allowed", headers={"allow": allow})
             ctx.route = route.path

@@ -40,11 +40,12 @@ class Catalog:
         model = self.models.get(model_id)
         if model is None:
             raise GatewayError("model_not_found", f"The model {asked[:100]!r} does not exist.")
+        # Messages name what the client sent: the catalog id behind an alias may be hidden.
         if not key.allows(model.id):
-            raise GatewayError("permission_denied", f"This API key may not use {model.id!r}.")
+            raise GatewayError("permission_denied", f"This API key may not use {asked[:100]!r}.")
         if capability not in model.capabilities:
             raise invalid(
-                [{"field": "model", "issue": f"{model.id} does not support {capability}"}]
+                [{"field": "model", "issue": f"{asked[:100]} does not support {capability}"}]
             )
         return self._deployments(model)
 

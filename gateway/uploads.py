@@ -1,10 +1,12 @@
 """``POST /v1/uploads``: one audio file, multipart, streamed to disk with a byte counter.
 
 The body is parsed as it arrives (python-multipart's streaming parser) and the file part is
-written block by block to a temporary file, so a 100 MB upload never sits in memory. An upload
-over the limit is refused with 413 the moment the counter passes it (or at once, from a declared
-``Content-Length``), bytes that are not audio with 415 as soon as the first bytes are in, and on
-every failure the temporary file is removed: nothing half-written is left behind.
+written block by block to a temporary file, so a 100 MB upload never sits in memory. Two
+counters bound it: the file part may be at most the upload limit, and the whole body (preamble,
+boundaries, part headers, other parts, epilogue) at most the limit plus
+``MULTIPART_SLACK_BYTES``. Either is refused with 413 the moment it passes (or at once, from a
+declared ``Content-Length``), bytes that are not audio with 415 as soon as the first bytes are
+in, and on every failure the temporary file is removed: nothing half-written is left behind.
 
 ``Idempotency-Key`` applies: the fingerprint is the file's sha256 and name, known once the bytes
 are in, so a replay still receives the body and then answers with the stored response.
@@ -30,7 +32,10 @@ from gateway.metrics import Metrics
 FILE_FIELD = b"file"
 MAX_PART_HEADER_BYTES = 16 * 1024
 MAX_FORM_FIELD_BYTES = 64 * 1024  # other (text) fields are accepted and ignored, within this
-MULTIPART_SLACK_BYTES = 64 * 1024  # boundaries and part headers around the file
+# What the whole body may carry beyond the file: boundaries, part headers and small fields
+# (about 200 bytes from any SDK). The parser skips bytes outside the parts (an epilogue, blank
+# lines before the first boundary), so only this body counter bounds them.
+MULTIPART_SLACK_BYTES = 64 * 1024
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\\"]")
 MAX_FILENAME_CHARS = 255
 
@@ -196,6 +201,14 @@ class UploadEndpoint:
         self._artifacts = artifacts
         self._idempotency = idempotency
         self._limit = limit
+        self._body_limit = limit + MULTIPART_SLACK_BYTES
+
+    def _body_too_large(self) -> GatewayError:
+        return GatewayError(
+            "payload_too_large",
+            f"The request body exceeds the upload limit of {self._limit} bytes"
+            f" plus {MULTIPART_SLACK_BYTES} for the multipart framing.",
+        )
 
     async def __call__(self, request: Request) -> None:
         key = self._keys.authenticate(request)
@@ -205,11 +218,9 @@ class UploadEndpoint:
             declared is not None
             and declared.isdigit()
             # More than 18 digits is over any limit; int() refuses over 4300 of them.
-            and (len(declared) > 18 or int(declared) > self._limit + MULTIPART_SLACK_BYTES)
+            and (len(declared) > 18 or int(declared) > self._body_limit)
         ):
-            raise GatewayError(
-                "payload_too_large", f"The file exceeds the upload limit of {self._limit} bytes."
-            )
+            raise self._body_too_large()
         upload = _Upload(self._artifacts, self._limit)
         ticket: Ticket | None = None
         try:
@@ -241,6 +252,7 @@ class UploadEndpoint:
 
     async def _receive(self, request: Request, boundary: bytes, upload: _Upload) -> None:
         reader = _FormReader(boundary)
+        received = 0
         more = True
         while more:
             message = await request.receive()
@@ -248,8 +260,14 @@ class UploadEndpoint:
                 request.ctx.disconnected = True
                 raise GatewayError("invalid_request", "The client disconnected mid-upload.")
             more = message.get("more_body", False)
+            chunk: bytes = message.get("body", b"")
+            # Every byte counts, checked before parsing: the parser silently drops bytes around
+            # the parts, and a body must not go on after its file is complete.
+            received += len(chunk)
+            if received > self._body_limit:
+                raise self._body_too_large()
             try:
-                reader.parser.write(message.get("body", b""))
+                reader.parser.write(chunk)
             except MultipartParseError:
                 raise invalid([{"field": "body", "issue": "not a valid multipart body"}]) from None
             for kind, data, part in reader.events:

@@ -279,7 +279,7 @@ def test_a_malformed_request_id_is_replaced_never_echoed(
     server: UvicornServer, offered: bytes
 ) -> None:
     raw = exchange(server, head_of("GET", b"/v1/nope", b"X-Request-Id: " + offered))
-    error = raw_envelope(raw, 404, "not_found")
+    error = raw_envelope(raw, 401, "missing_api_key")
     assert error["request_id"].startswith("req_") and len(error["request_id"]) == 30
     assert not offered or offered not in raw
     kept = exchange(server, head_of("GET", b"/v1/health", b"X-Request-Id: " + b"k" * 128))

@@ -127,13 +127,45 @@ def test_permission_denied_for_a_model_the_key_may_not_use(gateway: UvicornServe
     assert auto.json()["model"] == "local-chat"
 
 
+def test_a_denied_alias_is_named_as_sent_never_by_the_hidden_model(
+    gateway_factory: Any, openai_fake: Upstream
+) -> None:
+    config = base_config(openai_fake.url)
+    config["models"]["secret-model"] = {"provider": "openai", "model": "secret-upstream"}
+    config["routing"]["aliases"] = {"gpt-4o": "secret-model"}
+    server = gateway_factory(config)
+    listed = httpx.get(server.url + "/v1/models", headers=auth(OTHER_KEY)).json()
+    assert "secret-model" not in {m["id"] for m in listed["data"]}
+    response = post(server, {**BODY, "model": "gpt-4o"}, headers=auth(OTHER_KEY))
+    error = assert_envelope(response, 403, "permission_denied")
+    assert "'gpt-4o'" in error["message"]
+    assert "secret" not in response.text
+    assert openai_fake.plan.calls == 0
+
+
 def test_not_found_and_method_not_allowed(gateway: UvicornServer) -> None:
-    assert_envelope(httpx.get(gateway.url + "/v1/nothing-here"), 404, "not_found")
+    assert_envelope(httpx.get(gateway.url + "/v1/nothing-here", headers=auth()), 404, "not_found")
     assert_envelope(httpx.get(gateway.url + "/"), 404, "not_found")
     response = httpx.get(gateway.url + CHAT, headers=auth())
     assert_envelope(response, 405, "method_not_allowed")
     assert response.headers["allow"] == "POST"
     assert_envelope(post(gateway, {**BODY, "model": "gpt-5-imaginary"}), 404, "model_not_found")
+
+
+def test_every_v1_path_but_health_needs_a_key_before_404_or_405(gateway: UvicornServer) -> None:
+    url = gateway.url
+    for method, path in [("POST", "/v1/embeddings"), ("GET", "/v1/nothing"), ("GET", CHAT)]:
+        assert_envelope(httpx.request(method, url + path), 401, "missing_api_key")
+        bad = httpx.request(method, url + path, headers=auth("wrong-key"))
+        assert_envelope(bad, 401, "invalid_api_key")
+    assert_envelope(httpx.post(url + "/v1/embeddings", headers=auth()), 404, "not_found")
+    assert_envelope(httpx.delete(url + "/v1/models", headers=auth()), 405, "method_not_allowed")
+    # Health and the paths outside /v1 answer as before, without a key.
+    assert_envelope(httpx.post(url + "/v1/health"), 405, "method_not_allowed")
+    assert httpx.get(url + "/v1/health").status_code == 200
+    assert_envelope(httpx.get(url + "/nowhere"), 404, "not_found")
+    assert_envelope(httpx.post(url + "/metrics"), 405, "method_not_allowed")
+    assert httpx.get(url + "/openapi.json").status_code == 200
 
 
 def test_payload_too_large_declared_and_streamed(gateway: UvicornServer) -> None:

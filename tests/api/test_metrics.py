@@ -277,7 +277,7 @@ def test_keys_secrets_and_prompts_never_reach_logs_or_metrics(
 ) -> None:
     responses = planted_requests(gateway, openai_fake.plan)
     statuses = [r.status_code for r in responses]
-    assert statuses == [200, 200, 200, 401, 400, 400, 409, 502, 404, 404]
+    assert statuses == [200, 200, 200, 401, 400, 400, 409, 502, 401, 404]
     assert responses[1].headers["idempotent-replayed"] == "true"
     assert responses[2].text.endswith("data: [DONE]\n\n")
     assert openai_fake.plan.requests[0].body["user"].startswith(DEV_KEY)  # all went upstream

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.uploads import MULTIPART_SLACK_BYTES
 from providers.wav import encode_wav
 from tests.conftest import DEV_KEY, SECOND_KEY, GatewayFactory, auth, base_config, wait_until
 from tests.fakes.server import UvicornServer
@@ -199,6 +200,58 @@ def test_oversize_upload_is_refused_while_streaming(
     answer = raw_exchange(server, head, chunked)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     wait_until(lambda: storage_files(storage_config) == [])
+
+
+def file_part(boundary: str, wav: bytes) -> bytes:
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode() + wav
+
+
+def padded_field_part(boundary: str) -> bytes:
+    """A part with an empty value and a header just under the parser's limit for one header."""
+    return (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n'
+        f"X-Pad: {'p' * 4000}\r\n\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("shape", ["epilogue", "preamble", "extra_parts"])
+def test_every_body_byte_counts_against_the_upload_limit(
+    server: UvicornServer, storage_config: dict[str, Any], shape: str
+) -> None:
+    """Bytes outside the file part count too: the body is refused once it passes the limit plus
+    the multipart allowance, while it streams (the chunked body here never ends)."""
+    body_limit = storage_config["storage"]["max_upload_bytes"] + MULTIPART_SLACK_BYTES
+    boundary = "b0undary"
+    wav_part = file_part(boundary, tone_wav(0.25))  # a 4 KB WAV
+    closing = f"\r\n--{boundary}--\r\n".encode()
+    if shape == "epilogue":  # after the closing boundary the parser drops every byte
+        payload = wav_part + closing + b"e" * body_limit
+    elif shape == "preamble":  # so it does with blank lines before the first boundary
+        payload = b"\r\n" * (body_limit // 2) + wav_part + closing
+    else:  # empty fields never reach the field counter; their headers are each within bounds
+        padding = padded_field_part(boundary) * (body_limit // 4000)
+        payload = padding + wav_part + closing
+    assert len(payload) > body_limit
+    head = (
+        f"POST {UPLOADS} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {DEV_KEY}\r\n"
+        f"content-type: multipart/form-data; boundary={boundary}\r\n"
+        "transfer-encoding: chunked\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server, head, f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"payload_too_large" in answer
+    wait_until(lambda: storage_files(storage_config) == [])
+    # A normal upload, with a blank line before the first boundary and a text field, still works.
+    normal = httpx.post(
+        server.url + UPLOADS,
+        content=b"\r\n" + padded_field_part(boundary) + file_part(boundary, tone_wav()) + closing,
+        headers={**auth(), "content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert normal.status_code == 200, normal.text
+    assert len(storage_files(storage_config)) == 1
 
 
 def test_declared_oversize_is_refused_before_the_body(server: UvicornServer) -> None:
