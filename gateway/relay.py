@@ -57,7 +57,8 @@ def to_gateway_error(error: UpstreamError) -> GatewayError:
         return GatewayError(
             "invalid_request",
             f"The provider rejected the request: {error.message}",
-            details=[{"field": "body", "issue": error.message}],
+            # The field the provider named (already checked to be a plain field path), if any.
+            details=[{"field": error.param or "body", "issue": error.message}],
         )
     if error.kind == "rate_limited":
         wait = max(1, math.ceil(error.retry_after or 1))

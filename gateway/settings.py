@@ -7,9 +7,11 @@ reference (a model's provider, a route's model, a key's models) is checked here,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,6 +38,7 @@ __all__ = [
 ]
 from providers.base import ProviderSettings
 from providers.registry import ADAPTERS, MUSIC_ADAPTERS
+from providers.scrub import Scrubber, SecretIndex, model_names
 
 CAPABILITIES = ("chat", "chat.stream", "music.text", "music.reference_audio")
 CHAT_CAPABILITIES = frozenset({"chat", "chat.stream"})
@@ -201,6 +204,9 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     tasks = task_settings(root.table("tasks"))
     state = state_settings(root.table("state"), env)
     root.done()
+    secrets = [provider.api_key for provider in providers.values()]
+    secrets += [server.metrics_token, _url_password(state.redis_url)]
+    providers = _with_scrubbers(providers, models, SecretIndex(secrets))
     return Settings(
         server,
         relay,
@@ -215,6 +221,35 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
         tasks,
         state,
     )
+
+
+def _url_password(url: str | None) -> str | None:
+    """The password of a URL such as ``redis://:pw@host/0`` (the secret part of it)."""
+    try:
+        return urllib.parse.urlsplit(url).password if url else None
+    except ValueError:
+        return None
+
+
+def _with_scrubbers(
+    providers: Mapping[str, ProviderSettings],
+    models: Mapping[str, ModelSettings],
+    secrets: SecretIndex,
+) -> dict[str, ProviderSettings]:
+    """Each provider with the scrubber of its error text: every secret of the configuration
+    (any provider's text may echo any of them), and its own upstream ids -> catalog ids.
+    Client keys are not among the secrets: they are held only as digests."""
+    deployments = [
+        (model.id, deployment.provider, deployment.model)
+        for model in models.values()
+        for deployment in model.deployments
+    ]
+    return {
+        name: dataclasses.replace(
+            provider, scrubber=Scrubber(secrets, model_names(name, deployments))
+        )
+        for name, provider in providers.items()
+    }
 
 
 def _limits(table: Table) -> LimitSettings:

@@ -18,6 +18,7 @@ import orjson
 
 from providers.base import JSON, UpstreamError, classify_status, clean_message
 from providers.http import parse_retry_after
+from providers.scrub import STRUCTURAL, Scrubber
 
 # Anthropic's stop_reason -> OpenAI's finish_reason. ``pause_turn`` (a server tool paused a long
 # turn) has no OpenAI counterpart; the turn did end, so it reads as a normal stop.
@@ -249,9 +250,12 @@ class StreamTranslator:
 # --- errors ------------------------------------------------------------------------------------
 
 
-def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    """Classify an Anthropic error response; 529 (overloaded) is a retryable ``server`` error."""
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
+    """Classify an Anthropic error response (its message cleaned by ``scrubber``); 529
+    (overloaded) is a retryable ``server`` error."""
     message = ""
     with contextlib.suppress(orjson.JSONDecodeError):
         message = _error_text(orjson.loads(body))
-    return classify_status(status, clean_message(message), parse_retry_after(headers))
+    return classify_status(status, scrubber.clean(message), parse_retry_after(headers))

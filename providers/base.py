@@ -7,10 +7,13 @@ leaves an adapter as one ``UpstreamError`` whose ``kind`` the gateway maps to it
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from providers.scrub import MAX_MESSAGE_CHARS, Scrubber, clean_message
+
+__all__ = ["MAX_MESSAGE_CHARS", "clean_message"]
 
 JSON = dict[str, Any]
 
@@ -27,7 +30,11 @@ RETRYABLE_KINDS: frozenset[str] = frozenset({"rate_limited", "server", "timeout"
 
 
 class UpstreamError(Exception):
-    """The one exception an adapter raises; ``message`` is safe to show a client."""
+    """The one exception an adapter raises; ``message`` is safe to show a client.
+
+    ``param`` is the request field a provider's client error named (OpenAI's ``param``), when it
+    named one that is a plain field path.
+    """
 
     def __init__(
         self,
@@ -36,12 +43,14 @@ class UpstreamError(Exception):
         *,
         status: int | None = None,
         retry_after: float | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind: UpstreamErrorKind = kind
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.param = param
 
     @property
     def retryable(self) -> bool:
@@ -79,6 +88,10 @@ class ProviderSettings:
     total_timeout: float = 600.0
     max_connections: int = 256
     options: Mapping[str, Any] = field(default_factory=dict)
+    # Cleans the provider's error text of the config's secrets and this provider's upstream
+    # model ids, built once from the whole configuration when it is loaded (None: a scrubber
+    # that knows only ``api_key``).
+    scrubber: Scrubber | None = None
 
 
 class ChatAdapter(Protocol):
@@ -104,8 +117,11 @@ class ChatAdapter(Protocol):
         """
 
 
-def classify_status(status: int, message: str, retry_after: float | None) -> UpstreamError:
-    """Map a provider's non-2xx HTTP status to an ``UpstreamError`` (shared by HTTP adapters)."""
+def classify_status(
+    status: int, message: str, retry_after: float | None, *, param: str | None = None
+) -> UpstreamError:
+    """Map a provider's non-2xx HTTP status to an ``UpstreamError`` (shared by HTTP adapters);
+    ``param`` is kept for a client error only."""
     if status in (401, 403):
         return UpstreamError(
             "auth", "The provider rejected the gateway's credentials.", status=status
@@ -118,21 +134,13 @@ def classify_status(status: int, message: str, retry_after: float | None) -> Ups
         return UpstreamError("timeout", "The provider timed out.", status=status)
     if 400 <= status < 500 and status != 404:
         return UpstreamError(
-            "client_error", message or "The provider rejected the request.", status=status
+            "client_error",
+            message or "The provider rejected the request.",
+            status=status,
+            param=param,
         )
     # 404 means the operator configured a model or path the provider does not know: not the
     # client's fault, so it is treated like a server failure (and another deployment may work).
     return UpstreamError(
         "server", f"The provider failed with HTTP {status}.", status=status, retry_after=retry_after
     )
-
-
-_URL = re.compile(r"https?://\S+")
-_SECRETISH = re.compile(r"\b(sk|pk|key|api|tok)[-_][A-Za-z0-9_\-]{8,}\b", re.IGNORECASE)
-MAX_MESSAGE_CHARS = 500
-
-
-def clean_message(text: str) -> str:
-    """A provider's error text made safe for a client: no URLs, nothing key-like, bounded."""
-    text = _SECRETISH.sub("[redacted]", _URL.sub("[url]", text)).strip()
-    return text[:MAX_MESSAGE_CHARS]

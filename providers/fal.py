@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import ProviderSettings, UpstreamError, classify_status, clean_message
+from providers.base import ProviderSettings, UpstreamError, classify_status
 from providers.fal_wire import (
     FAMILIES,
     QUEUE_STATES,
@@ -55,6 +55,7 @@ from providers.music_base import (
     MusicStatus,
     ReferenceAudio,
 )
+from providers.scrub import STRUCTURAL, Scrubber
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_MAX_DURATION_SECONDS = 47.0
@@ -67,7 +68,7 @@ SUPPORTED_REFERENCE_MODES = frozenset({"remix"})
 CANCELED_ERROR_TYPES = frozenset({"client_cancelled"})
 
 
-def error_detail(body: bytes) -> tuple[str, str | None, bool]:
+def error_detail(body: bytes, scrubber: Scrubber = STRUCTURAL) -> tuple[str, str | None, bool]:
     """fal's error body read: (clean message, error_type, whether it was fal's JSON shape).
 
     Model errors (validation, content policy) carry ``detail`` as a list of
@@ -88,7 +89,7 @@ def error_detail(body: bytes) -> tuple[str, str | None, bool]:
         message = "; ".join(_item_message(item) for item in detail if isinstance(item, dict))
     else:
         message = ""
-    return clean_message(message), error_type if isinstance(error_type, str) else None, True
+    return scrubber.clean(message), error_type if isinstance(error_type, str) else None, True
 
 
 def _item_message(item: Mapping[str, Any]) -> str:
@@ -98,9 +99,11 @@ def _item_message(item: Mapping[str, Any]) -> str:
     return f"{where}: {text}" if where else text
 
 
-def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
     """A non-2xx answer from submit, status or cancel as an ``UpstreamError``."""
-    message, _, _ = error_detail(body)
+    message, _, _ = error_detail(body, scrubber)
     return classify_status(status, message, parse_retry_after(headers))
 
 
@@ -117,7 +120,9 @@ class JobFailedError(UpstreamError):
         self.outcome = outcome
 
 
-def result_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+def result_error(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
     """A non-2xx answer from the result URL.
 
     fal answers the result URL with the model's own error when the job failed; that is the job's
@@ -125,8 +130,8 @@ def result_error(status: int, body: bytes, headers: Mapping[str, str]) -> Upstre
     from the ingress) are failures of this poll, which the runner may retry.
     """
     if status in (401, 403, 429):
-        return error_from_response(status, body, headers)
-    message, error_type, fal_body = error_detail(body)
+        return error_from_response(status, body, headers, scrubber)
+    message, error_type, fal_body = error_detail(body, scrubber)
     if status == 499 or error_type in CANCELED_ERROR_TYPES:
         return JobFailedError(MusicStatus("canceled"))
     if status in (404, 410):
@@ -135,14 +140,16 @@ def result_error(status: int, body: bytes, headers: Mapping[str, str]) -> Upstre
         )
         return JobFailedError(MusicStatus("failed", error=lost))
     if status >= 500 and not fal_body:
-        return error_from_response(status, body, headers)
+        return error_from_response(status, body, headers, scrubber)
     error = classify_status(status, message, parse_retry_after(headers))
     if error.kind in ("server", "timeout") and message:
         error = UpstreamError(error.kind, f"The provider's job failed: {message}", status=status)
     return JobFailedError(MusicStatus("failed", error=error))
 
 
-def file_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+def file_error(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
     """A non-2xx answer from an output file URL: fal's file URLs expire."""
     if status in (403, 404, 410):
         return UpstreamError(

@@ -24,10 +24,13 @@ from multidict import CIMultiDictProxy
 from providers.base import ProviderSettings, UpstreamError
 from providers.h1 import Origin, encode_headers, tls_context
 from providers.h1_pool import H1Pool
+from providers.scrub import Scrubber, SecretIndex
 from providers.sse import sse_batches
 from providers.transport import transport_error
 
-ErrorMapper = Callable[[int, bytes, Mapping[str, str]], UpstreamError]
+# (status, body, lower-cased headers, the provider's scrubber) -> the error; the mapper cleans
+# the provider's text with the scrubber, once, before it goes into the error.
+ErrorMapper = Callable[[int, bytes, Mapping[str, str], Scrubber], UpstreamError]
 
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
@@ -84,6 +87,7 @@ class HttpUpstream:
 
     def __init__(self, settings: ProviderSettings, headers: Mapping[str, str]) -> None:
         self._settings = settings
+        self._scrubber = settings.scrubber or Scrubber(SecretIndex((settings.api_key,)))
         self._base_url = settings.base_url.rstrip("/")
         self._headers = {"content-type": "application/json", **headers}
         self._max_response_bytes = int(
@@ -134,15 +138,15 @@ class HttpUpstream:
     def _mapped(
         self, on_error: ErrorMapper, status: int, body: bytes, headers: Mapping[str, str]
     ) -> UpstreamError:
-        """The adapter's mapping of an error response, with the provider key scrubbed from its
-        message: some servers echo the credential they rejected, and the message may reach a
-        client."""
-        error = on_error(status, body, headers)
-        key = self._settings.api_key
-        if key and key in error.message:
-            error.message = error.message.replace(key, "[redacted]")
-            error.args = (error.message,)
-        return error
+        """The adapter's mapping of an error response, given the provider's scrubber: some
+        servers echo the credential they rejected, the model id or their own hosts, and the
+        message may reach a client."""
+        return on_error(status, body, headers, self._scrubber)
+
+    @property
+    def scrubber(self) -> Scrubber:
+        """What cleans this provider's error text (for answers that carry a job's failure)."""
+        return self._scrubber
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -22,6 +22,7 @@ from providers.base import (
     clean_message,
 )
 from providers.http import HttpUpstream, parse_retry_after
+from providers.scrub import STRUCTURAL, Scrubber
 
 
 def build_request(call: ChatCall, *, stream_usage: bool) -> bytes:
@@ -67,18 +68,23 @@ def parse_chunk(raw: bytes) -> JSON | None:
     return data
 
 
-def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    """Classify an OpenAI-style error response (``{"error": {"message": ...}}``)."""
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
+    """Classify an OpenAI-style error response (``{"error": {"message": ..., "param": ...}}``),
+    its message and ``param`` cleaned by ``scrubber``."""
     message = ""
+    param = None
     try:
         data: Any = orjson.loads(body)
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             message = str(data["error"].get("message") or "")
+            param = scrubber.field(data["error"].get("param"))
         elif isinstance(data, dict) and isinstance(data.get("error"), str):
             message = data["error"]
     except orjson.JSONDecodeError:
         pass
-    return classify_status(status, clean_message(message), parse_retry_after(headers))
+    return classify_status(status, scrubber.clean(message), parse_retry_after(headers), param=param)
 
 
 class OpenAICompatAdapter:

@@ -91,14 +91,18 @@ class ReplicateMusicAdapter:
             payload=payload,
             headers={**self._auth, "x-request-id": request.request_id},
         )
-        return job_from_prediction(parse_prediction(reply.body), request.format, self._prefix)
+        return job_from_prediction(
+            parse_prediction(reply.body), request.format, self._prefix, self._http.scrubber
+        )
 
     async def poll(self, job: MusicJob) -> MusicStatus:
         target = self._api_target(job.data.get("get"), f"/predictions/{job.job_id}")
         reply = await self._http.send("GET", target, error_from_response, headers=self._auth)
         output_format = job.data.get("format")
         return status_from_prediction(
-            parse_prediction(reply.body), output_format if isinstance(output_format, str) else None
+            parse_prediction(reply.body),
+            output_format if isinstance(output_format, str) else None,
+            self._http.scrubber,
         )
 
     async def cancel(self, job: MusicJob) -> None:

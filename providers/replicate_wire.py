@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from providers.base import JSON, UpstreamError, classify_status, clean_message
+from providers.base import JSON, UpstreamError, classify_status
 from providers.http import parse_retry_after
 from providers.music_base import (
     TERMINAL_STATES,
@@ -31,6 +31,7 @@ from providers.music_base import (
     MusicState,
     MusicStatus,
 )
+from providers.scrub import STRUCTURAL, Scrubber
 
 DEFAULT_MODEL_VERSION = "stereo-melody-large"
 # Replicate's create-prediction docs: a data URL for files <= 256kb, an uploaded file above.
@@ -186,7 +187,9 @@ def uploaded_file_url(raw: bytes) -> str:
     return url
 
 
-def job_from_prediction(prediction: JSON, output_format: str, api_prefix: str) -> MusicJob:
+def job_from_prediction(
+    prediction: JSON, output_format: str, api_prefix: str, scrubber: Scrubber = STRUCTURAL
+) -> MusicJob:
     """The job handle kept in the task record; finished already if Replicate says so."""
     job_id = str(prediction["id"])
     found = prediction.get("urls")
@@ -198,11 +201,13 @@ def job_from_prediction(prediction: JSON, output_format: str, api_prefix: str) -
         "cancel": cancel_url or f"{api_prefix}/predictions/{job_id}/cancel",
         "format": output_format,
     }
-    status = status_from_prediction(prediction, output_format)
+    status = status_from_prediction(prediction, output_format, scrubber)
     return MusicJob(job_id, data, done=status if status.state in TERMINAL_STATES else None)
 
 
-def status_from_prediction(prediction: JSON, output_format: str | None) -> MusicStatus:
+def status_from_prediction(
+    prediction: JSON, output_format: str | None, scrubber: Scrubber = STRUCTURAL
+) -> MusicStatus:
     status = prediction.get("status")
     if status == "aborted":
         # Only a deadline aborts a prediction before it starts; we set none, so it is Replicate's.
@@ -212,7 +217,7 @@ def status_from_prediction(prediction: JSON, output_format: str | None) -> Music
     if state is None:
         raise UpstreamError("server", f"The provider reported an unknown status {status!r}.")
     if state == "failed":
-        return MusicStatus("failed", error=failure_error(prediction.get("error")))
+        return MusicStatus("failed", error=failure_error(prediction.get("error"), scrubber))
     if state == "succeeded":
         outputs = outputs_of(prediction.get("output"), output_format)
         if prediction.get("data_removed") or not outputs:
@@ -249,15 +254,15 @@ def parse_progress(logs: Any) -> float | None:
     return min(int(found[-1]), 100) / 100.0 if found else None
 
 
-def failure_error(error: Any) -> UpstreamError:
+def failure_error(error: Any, scrubber: Scrubber = STRUCTURAL) -> UpstreamError:
     """A failed prediction's ``error``: the client's fault only when it clearly blames the input."""
-    text = clean_message(str(error)) if error else ""
+    text = scrubber.clean(str(error)) if error else ""
     if _COMPLAINT.search(text) and _INPUT_NAMED.search(text):
         return UpstreamError("client_error", text)
     return UpstreamError("server", text or "The provider's job failed.")
 
 
-def problem_message(body: bytes) -> str:
+def problem_message(body: bytes, scrubber: Scrubber = STRUCTURAL) -> str:
     """``detail`` (or ``title``) of a problem+json body, cleaned for clients."""
     try:
         data = orjson.loads(body)
@@ -266,11 +271,13 @@ def problem_message(body: bytes) -> str:
     if not isinstance(data, dict):
         return ""
     message = data.get("detail") or data.get("title") or ""
-    return clean_message(str(message))
+    return scrubber.clean(str(message))
 
 
-def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    message = problem_message(body)
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
+    message = problem_message(body, scrubber)
     retry_after = parse_retry_after(headers)
     if retry_after is None and status == 429:
         hint = _THROTTLE_HINT.search(message)
@@ -278,7 +285,9 @@ def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) ->
     return classify_status(status, message, retry_after)
 
 
-def download_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+def download_error(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
     """Replicate deletes outputs after an hour; its file host then answers 403, 404 or 410."""
     if status in EXPIRED_STATUSES:
         return UpstreamError(
@@ -286,4 +295,4 @@ def download_error(status: int, body: bytes, headers: Mapping[str, str]) -> Upst
             "The provider's result URL expired (Replicate keeps outputs for one hour).",
             status=status,
         )
-    return error_from_response(status, body, headers)
+    return error_from_response(status, body, headers, scrubber)

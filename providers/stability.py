@@ -22,9 +22,10 @@ from typing import Any
 
 import orjson
 
-from providers.base import ProviderSettings, UpstreamError, classify_status, clean_message
+from providers.base import ProviderSettings, UpstreamError, classify_status
 from providers.http import DOWNLOAD_CHUNK_BYTES, FormFile, HttpUpstream, parse_retry_after
 from providers.music_base import MusicJob, MusicOutput, MusicRequest, MusicStatus
+from providers.scrub import STRUCTURAL, Scrubber
 
 DEFAULT_API_PATH = "/v2beta/audio/stable-audio-2"
 TEXT_TO_AUDIO = "/text-to-audio"
@@ -113,7 +114,9 @@ def parse_audio_reply(
     return MusicOutput(content_type, data=body, duration_seconds=duration_seconds)
 
 
-def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamError:
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
     """Classify a Stability error answer (``{"id": ..., "name": ..., "errors": [...]}``)."""
     name = ""
     message = ""
@@ -128,7 +131,7 @@ def error_from_response(status: int, body: bytes, headers: Mapping[str, str]) ->
             message = "; ".join(str(item) for item in errors)
         else:
             message = str(data.get("message") or name)
-    message = clean_message(message)
+    message = scrubber.clean(message)
     # Stability refuses flagged prompts or audio with 403; that is the request's fault, not a
     # problem with the operator's key, so it must not look like an auth failure.
     if status == 403 and "moderation" in name.lower():

@@ -219,6 +219,60 @@ def test_a_provider_echoing_its_key_never_shows_it_to_the_client(
     assert OPENAI_SECRET not in seen and DEV_KEY not in seen
 
 
+# What an upstream 400 may echo: the provider's key cut short and re-cased, another provider's
+# key, its own model id, internal hosts and addresses, a cloud resource, a token and an account.
+LEAKS = (
+    OPENAI_SECRET[:-2],
+    OPENAI_SECRET.upper(),
+    ANTHROPIC_SECRET[2:12],
+    "upstream-gpt",
+    "claude-upstream",
+    "vllm-7.corp.internal:8443",
+    "10.1.2.3",
+    "fd00::1:2",
+    "myres.openai.azure.com",
+    "Bearer abc123def456ghi789",
+    "org-AbCdEf123456",
+)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_400_reaches_the_client_scrubbed_with_its_param(
+    gateway: UvicornServer, openai_fake: Upstream, stream: bool
+) -> None:
+    plan = openai_fake.plan
+    message = "Model upstream-gpt refused: " + ", ".join(LEAKS)
+    plan.push("status", status=400, message=message, param="messages[0].content")
+    response = post(gateway, {**BODY, "stream": stream})
+    error = assert_envelope(response, 400, "invalid_request")
+    for leak in LEAKS:
+        assert leak not in response.text and leak.lower() not in response.text.lower(), leak
+    assert "Model gpt-test refused" in error["message"]  # the catalog id the client knows
+    assert error["param"] == "messages[0].content"
+    issue = error["message"].removeprefix("The provider rejected the request: ")
+    assert error["details"] == [{"field": "messages[0].content", "issue": issue}]
+
+
+def test_an_upstream_param_that_is_no_field_path_is_not_passed_on(
+    gateway: UvicornServer, openai_fake: Upstream
+) -> None:
+    openai_fake.plan.push("status", status=400, message="no", param=f"x {OPENAI_SECRET}")
+    error = assert_envelope(post(gateway), 400, "invalid_request")
+    assert error["param"] == "body"
+
+
+def test_an_anthropic_400_reaches_the_client_scrubbed(
+    gateway: UvicornServer, anthropic_fake: Upstream
+) -> None:
+    message = "Model claude-upstream refused: " + ", ".join(LEAKS)
+    anthropic_fake.plan.push("status", status=400, message=message)
+    response = post(gateway, {**BODY, "model": "claude-test"})
+    error = assert_envelope(response, 400, "invalid_request")
+    for leak in LEAKS:
+        assert leak not in response.text and leak.lower() not in response.text.lower(), leak
+    assert "Model claude-test refused" in error["message"]
+
+
 def test_upstream_auth_failure_is_not_the_clients_401_and_rests_the_deployment(
     gateway: UvicornServer, openai_fake: Upstream
 ) -> None:

@@ -41,6 +41,7 @@ class Fault:
     delay: float = 0.0
     after: int = 2
     message: str = "fake upstream failure"
+    param: str | None = None  # status: the error body's ``param`` (OpenAI fake)
     size: int = 1  # drip: bytes per write; giant: bytes of the padded event or body
 
 

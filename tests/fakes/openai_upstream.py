@@ -33,7 +33,7 @@ def _error_body(fault: Fault) -> bytes:
             "error": {
                 "message": fault.message,
                 "type": kinds.get(fault.status, "server_error"),
-                "param": None,
+                "param": fault.param,
                 "code": None,
             }
         }

@@ -112,7 +112,7 @@ def upstream(port: int, scheme: str = "http", **settings: Any) -> HttpUpstream:
     return HttpUpstream(base, {"authorization": "Bearer upstream-secret"})
 
 
-def mapper(status: int, body: bytes, headers: Any) -> UpstreamError:
+def mapper(status: int, body: bytes, headers: Any, scrubber: Any = None) -> UpstreamError:
     return UpstreamError("server", f"status {status}: {body.decode()}")
 
 
