@@ -236,6 +236,36 @@ def test_cooldowns_open_after_failures_and_close_on_success(
     run(scenario())
 
 
+def test_exactly_one_caller_gets_the_half_open_trial(
+    cooldowns: Callable[[int, float], CooldownStore],
+) -> None:
+    async def scenario() -> None:
+        breakers = cooldowns(1, 10)
+        assert await breakers.failure("d", 0, None)
+        callers = await asyncio.gather(*(breakers.available("d", 10) for _ in range(20)))
+        assert callers.count(True) == 1
+        assert not await breakers.available("d", 10.01)  # the trial is out: nobody else
+        assert await breakers.failure("d", 10.02, None)  # the trial failed: rests again
+        assert not await breakers.available("d", 15)
+        assert [await breakers.available("d", 21) for _ in range(3)] == [True, False, False]
+        await breakers.success("d")  # the trial succeeded: open to everybody
+        assert all(await asyncio.gather(*(breakers.available("d", 22) for _ in range(5))))
+
+    run(scenario())
+
+
+def test_a_memory_trial_that_never_reports_frees_itself_after_its_lease() -> None:
+    async def scenario() -> None:
+        breakers = MemoryCooldowns(1, 10, trial_s=5)
+        assert await breakers.failure("d", 0, None)
+        assert await breakers.available("d", 10)
+        assert not await breakers.available("d", 14.9)
+        assert await breakers.available("d", 15)  # the lease ran out: a new trial
+        assert not await breakers.available("d", 15)
+
+    run(scenario())
+
+
 # Redis only: what a shared backend adds.
 
 
