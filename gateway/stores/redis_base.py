@@ -4,8 +4,14 @@ Every Redis store goes through one ``RedisState``: one connection pool, one key 
 rule for failure: a call that cannot complete within ``state.timeout_s`` (Redis down, slow or
 unreachable) raises ``StateUnavailable``, which the gateway turns into its documented policy
 (503 ``service_unavailable`` for idempotent creates and tasks, fail-open or fail-closed for rate
-limits). redis-py reconnects on the next call, with a short backoff between its own retries, so
-nothing here hangs past the timeout and nothing needs restarting when Redis comes back.
+limits).
+
+One failure marks the store down: until a background probe gets an answer again (a PING every
+``timeout_s`` to ``2 * timeout_s``, jittered so replicas do not probe in step), every call
+raises ``StateUnavailable`` at once instead of waiting out its own timeout. A request makes
+several Redis calls; without this, each would wait on a hung Redis and one request would take
+several timeouts. redis-py reconnects on the probe's call, so nothing needs restarting when
+Redis comes back.
 
 Times stored in Redis are the gateway's wall clock (Unix seconds), passed in by the caller, so
 every replica means the same instant by the same number.
@@ -14,23 +20,32 @@ every replica means the same instant by the same number.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+import random
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
+import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.stores.base import StateUnavailable
 
 T = TypeVar("T")
+
+_log = structlog.get_logger("beatra.state")
 
 
 class RedisState:
     def __init__(self, url: str, prefix: str, timeout_s: float) -> None:
         self.prefix = prefix
         self.timeout_s = timeout_s
+        self._probe: asyncio.Task[None] | None = None  # set while the store is down
         self.client: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -43,13 +58,44 @@ class RedisState:
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    @property
+    def down(self) -> bool:
+        """Whether the last call failed and the probe has not had an answer since."""
+        return self._probe is not None
+
     async def run(self, call: Awaitable[T]) -> T:
-        """Await one Redis call; any Redis failure or a timeout becomes ``StateUnavailable``."""
+        """Await one Redis call; any Redis failure or a timeout becomes ``StateUnavailable``,
+        and while the store is down the call is not made at all."""
+        if self._probe is not None:
+            if inspect.iscoroutine(call):
+                call.close()  # never started: close it so it is not reported as un-awaited
+            raise StateUnavailable("the state store is down; a background probe checks it")
         try:
-            async with asyncio.timeout(self.timeout_s * 4):
+            async with asyncio.timeout(self.timeout_s):
                 return await call
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            self.mark_down()
             raise StateUnavailable(str(exc) or type(exc).__name__) from exc
+        except RedisError as exc:  # an answer, if a wrong one: the store itself is up
+            raise StateUnavailable(str(exc) or type(exc).__name__) from exc
+
+    def mark_down(self) -> None:
+        """Fail fast from now on, until the background probe gets an answer."""
+        if self._probe is None:
+            _log.warning("state_store_down", probe_every_s=self.timeout_s)
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_up())
+
+    async def _probe_until_up(self) -> None:
+        while True:
+            await asyncio.sleep(self.timeout_s * (1 + random.random()))
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    await self.client.ping()
+            except (RedisError, OSError, TimeoutError):
+                continue
+            self._probe = None
+            _log.info("state_store_up")
+            return
 
     def script(self, source: str) -> Any:
         """A Lua script registered once and run by its sha (EVALSHA, EVAL on a cache miss)."""
@@ -62,4 +108,9 @@ class RedisState:
             return False
 
     async def close(self) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
         await self.client.aclose()
