@@ -55,10 +55,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
-def _start(binary: str, directory: Path) -> tuple[subprocess.Popen[bytes], int]:
+def _start(
+    binary: str, directory: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     log = directory / "redis.log"
+    wanted = port
     for _ in range(PORT_ATTEMPTS):
-        port = _free_port()
+        port = wanted or _free_port()
         command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
         command += ["--appendonly", "no", "--dir", str(directory), "--logfile", str(log)]
         process = subprocess.Popen(
@@ -81,11 +84,17 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerMissingError()
+        self._binary, self._directory = binary, directory
         self._process, self.port = _start(binary, directory)
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
         _stop(self._process)
+
+    def restart(self) -> None:
+        """Start again on the same port, empty (nothing is persisted): a Redis that restarted."""
+        _stop(self._process)
+        self._process, _ = _start(self._binary, self._directory, self.port)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import inspect
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
@@ -46,6 +46,8 @@ class RedisState:
         self.prefix = prefix
         self.timeout_s = timeout_s
         self._probe: asyncio.Task[None] | None = None  # set while the store is down
+        self._background: set[asyncio.Task[None]] = set()  # the stores' own loops, see ``spawn``
+        self._when_up: list[Callable[[], None]] = []
         self.client: redis.Redis = redis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -95,7 +97,20 @@ class RedisState:
                 continue
             self._probe = None
             _log.info("state_store_up")
+            for call in self._when_up:
+                call()
             return
+
+    def when_up(self, call: Callable[[], None]) -> None:
+        """Call ``call`` (synchronously, from the probe) each time the store is back up."""
+        self._when_up.append(call)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a store's background loop; ``close`` cancels whatever is still running."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def script(self, source: str) -> Any:
         """A Lua script registered once and run by its sha (EVALSHA, EVAL on a cache miss)."""
@@ -109,8 +124,8 @@ class RedisState:
 
     async def close(self) -> None:
         probe, self._probe = self._probe, None
-        if probe is not None:
-            probe.cancel()
+        for task in [*self._background, *([probe] if probe is not None else [])]:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await probe
+                await task
         await self.client.aclose()

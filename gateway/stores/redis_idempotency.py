@@ -1,20 +1,29 @@
-"""Idempotency-Key records in a Redis that replicas share, and the wake-up of waiting duplicates.
+"""Idempotency-Key records in a Redis that replicas share, and what survives Redis failing.
 
 Under the state prefix, ``idem:{scope}`` is a hash: ``fp`` (the request's fingerprint), ``done``
 (``0`` while the first request runs, ``1`` once it completed), ``owner`` (a token of the claim
 that created it), then ``expires`` (the caller's clock when the window ends) and, when the
 answer was kept, ``status``, ``type`` and ``body``. Claim, complete and release are each one Lua
 script, so two replicas can never both own a key. The instance that claimed a key remembers its
-token, and ``complete``/``release`` act only on a marker holding that token: a request that
-outlived its lease can never overwrite or free the marker of the request that claimed the key
-after it.
+token, and ``complete``/``release`` act only on a marker holding that token (or on no marker at
+all): a request that outlived its lease never overwrites or frees the claim of the request that
+claimed the key after it.
 
-Bounds: a running key's marker has its own lease (``in_flight_ttl_s``), so the key of a replica
-that crashed mid-request frees itself; a completed key expires after ``window_s`` (by Redis' TTL,
-and on the caller's clock as in ``memory_idempotency``). ``max_entries`` and ``max_total_bytes``
-are accepted for the same constructor shape but not enforced: here the window is the bound, and
-the server's own ``maxmemory`` is the operator's cap (the caller already declines to keep any
-answer larger than its per-response limit).
+Claims are short leases (``lease_s``, 5 s). One background loop per instance renews every
+claim it holds each ``lease_s / 5`` in one script call, so the key of a replica that died or lost
+Redis frees itself within ``lease_s``, and a duplicate waiting on it then runs. The same call
+re-creates a held claim that is missing (Redis came back empty after a restart), so a retry
+that arrives after that waits for the running request instead of calling the upstream again.
+
+An answer is never lost to a Redis outage: when ``complete`` cannot reach Redis, the answer
+stays in a local write-back buffer (bounded by ``max_entries`` and ``max_total_bytes``, oldest
+dropped first, with a warning), the caller's client gets it as if nothing happened, duplicates
+that reach this instance are replayed from the buffer, and the loop writes it to Redis as soon
+as Redis answers (at once when the state's probe sees it back up).
+
+Bounds: a completed key expires after ``window_s`` (by Redis' TTL, and on the caller's clock as
+in ``memory_idempotency``); the server's own ``maxmemory`` is the operator's cap (the caller
+already declines to keep any answer larger than its per-response limit).
 
 Waiting: ``complete`` and ``release`` PUBLISH on ``idem-done:{scope}`` inside their scripts, and
 ``wait`` SUBSCRIBEs there, so a duplicate waiting on another replica wakes as soon as the first
@@ -26,15 +35,21 @@ Each waiting duplicate holds one pub/sub connection while it waits.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
 
+import structlog
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from gateway.stores.base import Claim, StateUnavailable, StoredResponse
 from gateway.stores.redis_base import RedisState
+
+_log = structlog.get_logger("beatra.state")
 
 # KEYS: entry. ARGV: fingerprint, now, in-flight lease ms, owner token.
 _CLAIM = """
@@ -61,19 +76,37 @@ end
 return {'replay', entry[4], entry[5], entry[6]}
 """
 
-# KEYS: entry. ARGV: channel, owner token, expires, window ms, then status, type, body when kept.
+# KEYS: entry. ARGV: channel, owner token, expires, window ms, fingerprint, then status, type,
+# body when kept. A missing marker is written too: the claim's lease ran out while Redis was
+# unreachable, or Redis restarted empty, and nobody claimed the key since.
 _COMPLETE = """
 local marker = redis.call('HMGET', KEYS[1], 'done', 'owner')
-if marker[1] ~= '0' or marker[2] ~= ARGV[2] then
+if marker[1] and (marker[1] ~= '0' or marker[2] ~= ARGV[2]) then
   return 0
 end
-redis.call('HSET', KEYS[1], 'done', '1', 'expires', ARGV[3])
-if #ARGV > 4 then
-  redis.call('HSET', KEYS[1], 'status', ARGV[5], 'type', ARGV[6], 'body', ARGV[7])
+redis.call('HSET', KEYS[1], 'fp', ARGV[5], 'done', '1', 'owner', ARGV[2], 'expires', ARGV[3])
+if #ARGV > 5 then
+  redis.call('HSET', KEYS[1], 'status', ARGV[6], 'type', ARGV[7], 'body', ARGV[8])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PUBLISH', ARGV[1], 'completed')
 return 1
+"""
+
+# KEYS: the entries of every held claim. ARGV: lease ms, then a token and a fingerprint per key.
+# Extends each claim still held by its token; re-creates one that is gone.
+_RENEW = """
+for index, entry in ipairs(KEYS) do
+  local token = ARGV[index * 2]
+  local marker = redis.call('HMGET', entry, 'done', 'owner')
+  if not marker[1] then
+    redis.call('HSET', entry, 'fp', ARGV[index * 2 + 1], 'done', '0', 'owner', token)
+    redis.call('PEXPIRE', entry, ARGV[1])
+  elseif marker[1] == '0' and marker[2] == token then
+    redis.call('PEXPIRE', entry, ARGV[1])
+  end
+end
+return #KEYS
 """
 
 # KEYS: entry. ARGV: channel, owner token. Only a running key is forgotten, never a completed one.
@@ -92,8 +125,34 @@ def _ms(seconds: float) -> int:
     return max(1, math.ceil(seconds * 1000))
 
 
+LEASE_S = 5.0  # a held claim's lease; renewed RENEWALS_PER_LEASE times within it
+RENEWALS_PER_LEASE = 5
+
+
+@dataclass(slots=True)
+class _Held:
+    """A claim this instance holds: the token that proves it, the fingerprint to re-create it."""
+
+    token: str
+    fingerprint: str
+
+
+@dataclass(slots=True)
+class _Unwritten:
+    """A finished answer Redis could not take yet."""
+
+    held: _Held
+    response: StoredResponse | None
+    expires: float
+
+    @property
+    def size(self) -> int:
+        return len(self.response.body) if self.response is not None else 0
+
+
 class RedisIdempotency:
-    """``IdempotencyStore`` on Redis (see the module docstring for keys, bounds and waiting)."""
+    """``IdempotencyStore`` on Redis (see the module docstring for keys, leases, the write-back
+    buffer and waiting)."""
 
     def __init__(
         self,
@@ -102,19 +161,26 @@ class RedisIdempotency:
         max_entries: int,
         max_total_bytes: int,
         *,
-        in_flight_ttl_s: float = 600.0,
+        lease_s: float = LEASE_S,
         poll_s: float = 0.5,
     ) -> None:
-        del max_entries, max_total_bytes  # bounded by the window instead (module docstring)
         self._state = state
         self._window_s = window_s
-        self._in_flight_ms = _ms(in_flight_ttl_s)
+        self._max_unwritten = max(1, max_entries)
+        self._max_unwritten_bytes = max_total_bytes
+        self._lease_ms = _ms(lease_s)
+        self._renew_every_s = lease_s / RENEWALS_PER_LEASE
         self._poll_s = poll_s
         self._claim = state.script(_CLAIM)
         self._complete = state.script(_COMPLETE)
         self._release = state.script(_RELEASE)
-        # The token of each key this instance claimed and has not yet completed or released.
-        self._tokens: dict[str, str] = {}
+        self._renew = state.script(_RENEW)
+        self._held: dict[str, _Held] = {}  # claimed here and not yet completed or released
+        self._unwritten: OrderedDict[str, _Unwritten] = OrderedDict()
+        self._unwritten_bytes = 0
+        self._keeper: asyncio.Task[None] | None = None
+        self._nudge = asyncio.Event()  # wakes the keeper early: Redis is back
+        state.when_up(self._nudge.set)
 
     def _entry(self, scope: str) -> str:
         return self._state.key("idem", scope)
@@ -123,32 +189,115 @@ class RedisIdempotency:
         return self._state.key("idem-done", scope)
 
     async def claim(self, scope: str, fingerprint: str, now: float) -> Claim:
+        unwritten = self._unwritten.get(scope)
+        if unwritten is not None:  # answered here while Redis was away
+            if unwritten.held.fingerprint != fingerprint:
+                return Claim("conflict")
+            if unwritten.response is None:
+                return Claim("unreplayable")
+            return Claim("replay", unwritten.response)
         token = secrets.token_hex(8)
-        args = [fingerprint, now, self._in_flight_ms, token]
+        args = [fingerprint, now, self._lease_ms, token]
         reply = await self._state.run(self._claim(keys=[self._entry(scope)], args=args))
         state = reply[0].decode()
         if state == "new":
-            self._tokens[scope] = token
+            self._held[scope] = _Held(token, fingerprint)
+            self._keep()
         if state != "replay":
             return Claim(state)
         return Claim(state, StoredResponse(int(reply[1]), bytes(reply[2]), bytes(reply[3])))
 
     async def complete(self, scope: str, response: StoredResponse | None, now: float) -> None:
         # Taken out first: the caller settles a key once, even when this call fails.
-        token = self._tokens.pop(scope, "")
+        held = self._held.pop(scope, None)
+        if held is None:
+            return
+        unwritten = _Unwritten(held, response, now + self._window_s)
+        try:
+            await self._write(scope, unwritten)
+        except StateUnavailable:
+            self._buffer(scope, unwritten)
+
+    async def _write(self, scope: str, unwritten: _Unwritten) -> None:
         args: list[str | float | int | bytes] = [
             self._channel(scope),
-            token,
-            now + self._window_s,
+            unwritten.held.token,
+            unwritten.expires,
             _ms(self._window_s),
+            unwritten.held.fingerprint,
         ]
-        if response is not None:
+        if unwritten.response is not None:
+            response = unwritten.response
             args += (response.status, response.content_type, response.body)
         await self._state.run(self._complete(keys=[self._entry(scope)], args=args))
 
+    def _buffer(self, scope: str, unwritten: _Unwritten) -> None:
+        self._unwritten[scope] = unwritten
+        self._unwritten_bytes += unwritten.size
+        _log.warning("idempotency_answer_buffered", buffered=len(self._unwritten))
+        while len(self._unwritten) > 1 and (
+            len(self._unwritten) > self._max_unwritten
+            or self._unwritten_bytes > self._max_unwritten_bytes
+        ):
+            _, dropped = self._unwritten.popitem(last=False)
+            self._unwritten_bytes -= dropped.size
+            _log.warning("idempotency_answer_dropped", reason="write-back buffer full")
+        self._keep()
+
     async def release(self, scope: str) -> None:
-        args = [self._channel(scope), self._tokens.pop(scope, "")]
-        await self._state.run(self._release(keys=[self._entry(scope)], args=args))
+        held = self._held.pop(scope, None)
+        if held is None:
+            return
+        with contextlib.suppress(StateUnavailable):  # unreachable: the lease frees the key
+            args = [self._channel(scope), held.token]
+            await self._state.run(self._release(keys=[self._entry(scope)], args=args))
+
+    def _keep(self) -> None:
+        """Make sure the loop that renews held claims and writes back answers is running."""
+        if self._keeper is None:
+            self._keeper = self._state.spawn(self._keep_claims())
+
+    async def _keep_claims(self) -> None:
+        try:
+            while self._held or self._unwritten:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._renew_every_s):
+                        await self._nudge.wait()
+                self._nudge.clear()
+                if self._state.down:
+                    continue
+                with contextlib.suppress(StateUnavailable):
+                    await self._write_back()
+                    await self._renew_held()
+        finally:
+            self._keeper = None
+
+    async def _write_back(self) -> None:
+        while self._unwritten:
+            scope, unwritten = next(iter(self._unwritten.items()))
+            await self._write(scope, unwritten)
+            # Still the same entry: nothing replaced it while the write was in flight.
+            if self._unwritten.get(scope) is unwritten:
+                del self._unwritten[scope]
+                self._unwritten_bytes -= unwritten.size
+
+    async def _renew_held(self) -> None:
+        held = list(self._held.items())
+        if not held:
+            return
+        keys = [self._entry(scope) for scope, _ in held]
+        args: list[str | int] = [self._lease_ms]
+        for _, claim in held:
+            args += (claim.token, claim.fingerprint)
+        await self._state.run(self._renew(keys=keys, args=args))
+
+    async def close(self) -> None:
+        """Stop renewing and writing back (what a replica's death does)."""
+        keeper = self._keeper
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
 
     async def wait(self, scope: str) -> None:
         pubsub = self._state.client.pubsub()

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -129,3 +130,31 @@ def test_fail_closed_rate_limits_answer_503(
         assert response.status_code == 503 and took < MAX_ANSWER_S
         assert response.json()["error"]["code"] == "service_unavailable"
     assert answered_once_back(server.url, auth(DEV_KEY)).status_code == 200
+
+
+def test_answers_finished_while_redis_is_paused_reach_clients_and_replay_once_it_is_back(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, redis_url: str
+) -> None:
+    config = redis_config(openai_fake.url, "TEST_REDIS_URL", fail_open=True)
+    config["state"]["key_prefix"] = "paid:"
+    one, two = gateway_factory(config), gateway_factory(config)  # two replicas, one Redis
+    for replica in (one, two):
+        assert httpx.post(replica.url + CHAT, json=BODY, headers=auth()).status_code == 200
+    calls_before = openai_fake.plan.calls
+    openai_fake.plan.push("slow", times=4, delay=1.0)
+    keys = [{**auth(), "idempotency-key": f"paid-{n}"} for n in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        sent = [pool.submit(timed_post, one.url + CHAT, json=BODY, headers=key) for key in keys]
+        deadline = time.monotonic() + 5
+        while openai_fake.plan.calls < calls_before + 4:  # all four are with the upstream
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with frozen(redis_url):  # Redis hangs while the upstream answers
+            answers = [future.result()[0] for future in sent]
+    assert [answer.status_code for answer in answers] == [200] * 4  # paid for: delivered
+    # Redis is back: a retry on the other replica replays the same bytes; nothing runs twice.
+    for key, answer in zip(keys, answers, strict=True):
+        again = answered_once_back(two.url, key)
+        assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+        assert again.content == answer.content
+    assert openai_fake.plan.calls == calls_before + 4

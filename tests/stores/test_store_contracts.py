@@ -9,6 +9,7 @@ going away turning every call into a prompt ``StateUnavailable``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -333,11 +334,14 @@ def test_a_crashed_owner_frees_its_key_and_waiters_notice_without_a_message(
 ) -> None:
     async def scenario() -> None:
         prefix = fresh_prefix()
-        # This owner never ends its request: its in-flight lease runs out (nothing is published).
-        crashed = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000, in_flight_ttl_s=0.05)
+        # This owner dies mid-request: its renewals stop, its lease runs out (nothing is published).
+        crashed = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000, lease_s=0.05)
         other = RedisIdempotency(replica(redis_url, prefix), 100, 10, 1000, poll_s=0.02)
         assert (await crashed.claim("k", "fp", 0)).state == "new"
         assert (await other.claim("k", "fp", 0)).state == "in_progress"
+        await asyncio.sleep(0.15)  # three leases: renewed while its replica lives
+        assert (await other.claim("k", "fp", 0)).state == "in_progress"
+        await crashed.close()
         started = time.monotonic()
         await asyncio.wait_for(other.wait("k"), 1)  # woken by the fallback re-check
         assert 0.02 < time.monotonic() - started < 0.5
@@ -400,14 +404,18 @@ async def assert_every_call_is_unavailable(state: RedisState) -> None:
         lambda: breakers.failure("d", 0, None),
         lambda: breakers.success("d"),
         lambda: keys.claim("k", "fp", 0),
-        lambda: keys.complete("k", answer(), 0),
-        lambda: keys.release("k"),
         lambda: keys.wait("k"),
     ]
     for call in calls:
         started = time.monotonic()
         with pytest.raises(StateUnavailable):
             await call()
+        assert time.monotonic() - started < state.timeout_s * 4 + 0.3
+    # Settling a key never fails: an answer waits in the write-back buffer, a release for the
+    # lease to run out (test_an_answer_finished_while_redis_is_away_is_written_back).
+    for settle in (keys.complete("k", answer(), 0), keys.release("k")):
+        started = time.monotonic()
+        await settle
         assert time.monotonic() - started < state.timeout_s * 4 + 0.3
 
 
@@ -439,5 +447,73 @@ def test_redis_stopping_mid_wait_fails_the_waiter_and_later_calls() -> None:
             with pytest.raises(StateUnavailable):
                 await asyncio.wait_for(waiting, TIMEOUT_S * 4 + 0.5)
             await assert_every_call_is_unavailable(state)
+
+        run(scenario())
+
+
+async def until(condition: Callable[[], Coroutine[Any, Any, bool]], within_s: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+def test_an_answer_finished_while_redis_is_away_is_kept_and_written_back() -> None:
+    with running_redis() as server:
+
+        async def scenario() -> None:
+            prefix = fresh_prefix()
+            one = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, lease_s=0.5)
+            two = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, poll_s=0.05)
+            assert (await one.claim("k", "fp", 0)).state == "new"
+            server.stop()
+            await one.complete("k", answer(b"paid for"), 1)  # no error: the client gets it
+            # Duplicates on this replica are replayed from the buffer while Redis is away.
+            assert (await one.claim("k", "fp", 2)).response == answer(b"paid for")
+            assert (await one.claim("k", "other", 2)).state == "conflict"
+            server.restart()  # back, and empty
+            observer = replica(server.url, prefix)
+            entry = observer.key("idem", "k")
+
+            async def written() -> bool:
+                with contextlib.suppress(StateUnavailable):
+                    return await observer.run(observer.client.hget(entry, "done")) == b"1"
+                return False
+
+            await until(written)  # written back without anybody asking for it
+            assert (await two.claim("k", "fp", 3)).response == answer(b"paid for")
+
+        run(scenario())
+
+
+def test_held_claims_come_back_after_an_empty_restart_and_a_dead_holders_go() -> None:
+    with running_redis() as server:
+
+        async def scenario() -> None:
+            prefix = fresh_prefix()
+            one = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, lease_s=0.5)
+            two = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, poll_s=0.05)
+            assert (await one.claim("k", "fp", 0)).state == "new"
+            server.restart()
+            observer = replica(server.url, prefix)
+            entry = observer.key("idem", "k")
+
+            async def claimed() -> bool:
+                with contextlib.suppress(StateUnavailable):
+                    return await observer.run(observer.client.hget(entry, "done")) == b"0"
+                return False
+
+            await until(claimed)  # the running request's claim is back within a renewal
+            assert (await two.claim("k", "fp", 1)).state == "in_progress"
+            await one.complete("k", answer(b"once"), 2)
+            assert (await two.claim("k", "fp", 3)).response == answer(b"once")
+            # A holder that dies (no more renewals) frees its key within its lease.
+            assert (await one.claim("j", "fp", 4)).state == "new"
+            await one.close()
+            started = time.monotonic()
+            await asyncio.wait_for(two.wait("j"), 2)
+            assert time.monotonic() - started < 0.5 + 0.3
+            assert (await two.claim("j", "fp", 5)).state == "new"
 
         run(scenario())
