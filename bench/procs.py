@@ -58,6 +58,13 @@ class Proc:
             self.popen.wait(timeout=grace)
 
 
+# Names of processes to run under a tool (e.g. valgrind) -> the tool's command prefix, and how
+# much longer such a process may take to start. Empty unless a benchmark counts instructions
+# without hardware counters (bench/instructions.py).
+WRAPPERS: dict[str, list[str]] = {}
+WRAPPED_START_FACTOR = 20.0
+
+
 def spawn(
     name: str,
     cmd: list[str],
@@ -67,10 +74,11 @@ def spawn(
     stdout: IO[bytes] | int,
     stderr: IO[bytes] | int,
 ) -> Proc:
-    """Run ``cmd`` pinned to ``cpu``; ``taskset`` execs it, so the pid is the command's own."""
+    """Run ``cmd`` pinned to ``cpu``; ``taskset`` execs it (and a wrapper, if any, runs the
+    program in its own process), so the pid is the command's own."""
     started = time.perf_counter()
     popen = subprocess.Popen(
-        ["taskset", "-c", str(cpu), *cmd],
+        ["taskset", "-c", str(cpu), *WRAPPERS.get(name, []), *cmd],
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=stdout,
@@ -116,6 +124,8 @@ def wait_serving(
     proc: Proc, port: int, path: str, *, want: int | None, deadline_s: float, poll_s: float = 0.005
 ) -> float:
     """Poll until ``GET path`` answers (``want`` status, or any when None); seconds since spawn."""
+    if proc.name in WRAPPERS:
+        deadline_s *= WRAPPED_START_FACTOR
     limit = time.perf_counter() + deadline_s
     while time.perf_counter() < limit:
         if not proc.alive():
