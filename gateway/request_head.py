@@ -1,5 +1,5 @@
-"""The limits of a request's head, and the answer to a head refused while it is parsed
-(``gateway/server_protocol.py`` enforces them as the bytes arrive).
+"""The limits of a request's head, the headers it may carry only once, and the answer to a head
+refused while it is parsed (``gateway/server_protocol.py`` enforces them as the bytes arrive).
 
 Refused heads get the error envelope (``invalid_request``) as raw HTTP/1.1 bytes with
 ``Connection: close``: the rest of such a head is never read, so the connection cannot go on.
@@ -21,6 +21,22 @@ MAX_HEADER_BYTES = 32 * 1024  # names and values of all fields together
 # URL the parser accepts (64 KiB) and every field within the limits above.
 MAX_HEAD_BYTES = 128 * 1024
 
+# Headers whose second copy would silently replace or contradict the first (the app reads the
+# last one): each has a bit, so a request's copies are tracked in one int, with no allocation.
+SINGLE_VALUE_HEADERS: dict[bytes, int] = {
+    b"authorization": 1,
+    b"content-length": 2,
+    b"content-type": 4,
+    b"idempotency-key": 8,
+    b"x-request-id": 16,
+}
+_DISPLAY_NAMES = {
+    b"authorization": "Authorization",
+    b"content-length": "Content-Length",
+    b"content-type": "Content-Type",
+    b"idempotency-key": "Idempotency-Key",
+    b"x-request-id": "X-Request-Id",
+}
 _CLIENT_ID = re.compile(REQUEST_ID_PATTERN.encode())
 _TOO_LARGE = "The request headers are too large."
 
@@ -38,6 +54,11 @@ def too_many_bytes() -> GatewayError:
 def head_too_long() -> GatewayError:
     issue = f"request head over {MAX_HEAD_BYTES} bytes"
     return invalid([{"field": "headers", "issue": issue}], _TOO_LARGE)
+
+
+def repeated(name: bytes) -> GatewayError:
+    """A single-value header (lower-case ``name``) that came more than once."""
+    return invalid([{"field": _DISPLAY_NAMES[name], "issue": "sent more than once"}])
 
 
 def refusal(

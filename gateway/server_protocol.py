@@ -10,7 +10,7 @@ The client gets no answer: it sent no request worth one.
 
 It also holds each head to the limits of ``gateway/request_head.py`` while it is parsed, so no
 head costs more than those limits allow: the fields as the parser completes them (their count,
-their bytes) and the raw bytes as they arrive, since
+their bytes, a second copy of a single-value header) and the raw bytes as they arrive, since
 the parser hands a field over only once it is complete and grows an unfinished one by
 concatenation. A refused head is answered with the error envelope and the connection closed.
 
@@ -22,6 +22,7 @@ and callback of uvicorn's that this module relies on, failing loudly when one ch
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -32,11 +33,16 @@ from gateway.request_head import (
     MAX_HEAD_BYTES,
     MAX_HEADER_BYTES,
     MAX_HEADER_FIELDS,
+    SINGLE_VALUE_HEADERS,
     head_too_long,
     refusal,
+    repeated,
     too_many_bytes,
     too_many_fields,
 )
+
+# llhttp's own refusal of a second Content-Length, raised before the field reaches on_header.
+_LLHTTP_DUPLICATE_LENGTH = "Duplicate Content-Length"
 
 
 class _HeadRefusedError(Exception):
@@ -59,6 +65,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._head_open = False
         self._head_bytes = 0  # raw bytes of the reads after the one it began in (-1: none yet)
         self._field_bytes = 0  # names and values of its complete fields
+        self._single_seen = 0  # the SINGLE_VALUE_HEADERS bits of the fields seen
         self._refused = False
 
     def _arm(self, seconds: float) -> None:
@@ -110,6 +117,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._head_open = True
         self._head_bytes = -1
         self._field_bytes = 0
+        self._single_seen = 0
 
     def on_header(self, name: bytes, value: bytes) -> None:
         # uvicorn's own on_header (lower-case name, value without trailing whitespace, Expect
@@ -126,6 +134,13 @@ class DeadlineProtocol(HttpToolsProtocol):
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
         headers.append((name, value))
+        bit = SINGLE_VALUE_HEADERS.get(name)
+        if bit is not None:
+            # Kept above, so a twice-sent request id is not used. A chunked body's trailer
+            # fields come here too, after the head: they may repeat a header's name.
+            if self._single_seen & bit and self._head_open:
+                self._refuse_while_parsing(repeated(name))
+            self._single_seen |= bit
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -142,9 +157,13 @@ class DeadlineProtocol(HttpToolsProtocol):
                 self._refuse(head_too_long())
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn answers every parser error here: a head this protocol refused in a callback
-        # has had its envelope; any other parser error keeps uvicorn's plain-text answer.
+        # uvicorn answers every parser error here, from inside its except clause: a head this
+        # protocol refused in a callback, or llhttp's own refusal of a second Content-Length,
+        # gets the envelope; any other parser error keeps uvicorn's plain-text answer.
         if self._refused:
+            return
+        if str(sys.exc_info()[1]) == _LLHTTP_DUPLICATE_LENGTH:
+            self._refuse(repeated(b"content-length"))
             return
         super().send_400_response(msg)
 

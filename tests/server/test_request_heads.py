@@ -1,8 +1,9 @@
-"""Request heads are held to their limits while they arrive.
+"""Request heads are held to their limits while they arrive, and single-value headers come once.
 
 A head that passes the limits is refused as soon as the gateway has seen enough of it, with the
 error envelope and ``Connection: close``: a 64 MiB header value costs the gateway no more than
-a normal request.
+a normal request, and a second ``Authorization`` (or ``Idempotency-Key``, ``Content-Length``,
+``Content-Type``, ``X-Request-Id``) is a 400, never silently the one that wins.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import pytest
 
 from gateway.errors import ERROR_CODES
 from gateway.request_head import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
-from tests.conftest import GatewayFactory, base_config
+from tests.conftest import DEV_KEY, GatewayFactory, base_config
 from tests.fakes.server import UvicornServer
 from tests.server.test_uvicorn_internals import MemoryTransport, ScopeKeeper, protocol_for
 
 MiB = 1024 * 1024
 PIECE = 64 * 1024
+CHAT_BODY = orjson.dumps({"model": "local-chat", "messages": [{"role": "user", "content": "hi"}]})
 
 
 @pytest.fixture
@@ -123,3 +125,55 @@ def test_the_field_past_the_limit_is_refused_as_soon_as_it_is_complete() -> None
         assert transport.closed and app.scopes == []
 
     asyncio.run(scenario())
+
+
+def test_trailer_fields_may_repeat_a_header_of_the_head() -> None:
+    """A chunked body's trailer fields reach the same parser callback after the head; they are
+    not second copies of the head's fields."""
+
+    async def scenario() -> None:
+        app = ScopeKeeper()
+        protocol = protocol_for(app, asyncio.get_running_loop())
+        transport = MemoryTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(
+            b"POST /probe HTTP/1.1\r\nContent-Type: text/plain\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nContent-Type: x\r\n\r\n"
+        )
+        await asyncio.wait_for(app.answered.wait(), 5)
+        assert not transport.closed and len(app.scopes) == 1
+
+    asyncio.run(scenario())
+
+
+SINGLE = [
+    ("Authorization", b"Bearer wrong-key", b"Bearer " + DEV_KEY.encode()),
+    ("Idempotency-Key", b"key-a", b"key-b"),
+    ("Content-Length", b"%d" % len(CHAT_BODY), b"%d" % len(CHAT_BODY)),
+    ("Content-Type", b"text/plain", b"application/json"),
+    ("X-Request-Id", b"A", b"B"),
+]
+
+
+@pytest.mark.parametrize(("name", "first", "second"), SINGLE, ids=[row[0] for row in SINGLE])
+def test_a_single_value_header_sent_twice_is_400(
+    server: UvicornServer, name: str, first: bytes, second: bytes
+) -> None:
+    lines = {
+        "Authorization": b"Bearer " + DEV_KEY.encode(),
+        "Content-Type": b"application/json",
+        "Content-Length": b"%d" % len(CHAT_BODY),
+    }
+    head = b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
+    for other, value in lines.items():
+        if other != name:
+            head += other.encode() + b": " + value + b"\r\n"
+    head += b"%s: %s\r\n%s: %s\r\n\r\n" % (name.encode(), first, name.encode(), second)
+    answer, _ = flood(server, head + CHAT_BODY, [])
+    error = refused(answer, name)
+    assert error["details"][0]["issue"] == "sent more than once"
+    assert error["request_id"] not in ("A", "B")
+    # One copy of each is served as ever.
+    single = {**{k: v.decode() for k, v in lines.items()}, name: second.decode()}
+    ok = httpx.post(server.url + "/v1/chat/completions", content=CHAT_BODY, headers=single)
+    assert ok.status_code == 200, ok.text

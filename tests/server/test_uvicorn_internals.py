@@ -204,3 +204,23 @@ def test_on_header_written_out_keeps_the_fields_as_uvicorn_does() -> None:
         asyncio.run(scenario())
     assert seen[0] == seen[1], seen
     assert seen[0][1] is True  # the head does ask for 100-continue
+
+
+def test_a_parser_error_is_answered_through_send_400_response() -> None:
+    """uvicorn answers a parser error by calling send_400_response inside its except clause:
+    DeadlineProtocol answers llhttp's own refusal of a second Content-Length there, with the
+    envelope (and the server's default headers, which uvicorn keeps in server_state)."""
+
+    async def scenario() -> None:
+        protocol = protocol_for(ScopeKeeper(), asyncio.get_running_loop())
+        assert isinstance(getattr(protocol.server_state, "default_headers", None), list)
+        transport = MemoryTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(
+            b"POST /probe HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"
+        )
+        (answer,) = transport.writes
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+        assert b'"field":"Content-Length"' in answer and transport.closed
+
+    asyncio.run(scenario())
