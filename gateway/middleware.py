@@ -8,13 +8,12 @@ It does three things, in this order, each in its own method:
 - last resort: turn an unexpected exception into the ``internal_error`` envelope, still with
   ``X-Request-Id`` and without any trace.
 
-Before the router it also refuses a request whose header fields are too many or too large
-(``invalid_request``, field ``headers``): uvicorn's httptools parser sets no limit of its own,
-and nothing behind the edge should have to walk an unbounded header list.
-
 They share one coroutine frame on purpose: every resumption of a request's coroutine walks the
 whole chain of awaiting frames, so three stacked middlewares cost measurably more than one. The
 edge never buffers a body, so streams pass straight through.
+
+The head's own limits (field count and size, single-value headers sent twice) are enforced
+before the edge, while the head is parsed (``gateway/server_protocol.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway.asgi import CONTEXT_KEY, ASGIApp, Message, Receive, RequestContext, Scope, Send
-from gateway.errors import GatewayError, envelope, invalid
+from gateway.errors import GatewayError, envelope
 from gateway.logs import log_access
 
 if TYPE_CHECKING:
@@ -35,24 +34,12 @@ if TYPE_CHECKING:
 
 REQUEST_ID_PATTERN = "[A-Za-z0-9._:-]{1,128}"  # a client's id is kept only if it is this
 _CLIENT_ID = re.compile(REQUEST_ID_PATTERN.encode())
-# Common proxy limits (nginx, Apache) in one place: generous for any SDK, far below abuse.
-MAX_HEADER_FIELDS = 100
-MAX_HEADER_BYTES = 32 * 1024  # names and values of all fields together
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Every 10-bit value as two Crockford characters: 13 lookups encode a 128-bit id.
 _PAIRS = [first + second for first in _CROCKFORD for second in _CROCKFORD]
 _SHIFTS = range(120, -10, -10)
 _log = structlog.get_logger("beatra.gateway")
 _random_bits = random.Random().getrandbits
-
-
-def oversized_headers(raw: list[tuple[bytes, bytes]]) -> str | None:
-    """Why the request's header fields are refused, or None when they are within bounds."""
-    if len(raw) > MAX_HEADER_FIELDS:
-        return f"more than {MAX_HEADER_FIELDS} header fields"
-    if sum(len(name) + len(value) for name, value in raw) > MAX_HEADER_BYTES:
-        return f"header fields over {MAX_HEADER_BYTES} bytes in all"
-    return None
 
 
 def new_request_id() -> str:
@@ -84,14 +71,7 @@ class EdgeMiddleware:
 
         self.metrics.inflight.inc()
         try:
-            problem = oversized_headers(scope["headers"])
-            if problem is None:
-                await self.app(scope, receive, send_with_id)
-            else:
-                issue = [{"field": "headers", "issue": problem}]
-                await self._answer(
-                    ctx, send_with_id, invalid(issue, "The request headers are too large.")
-                )
+            await self.app(scope, receive, send_with_id)
         except Exception:
             await self._last_resort(ctx, send_with_id)
         finally:

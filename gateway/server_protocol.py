@@ -8,6 +8,12 @@ taken longer than ``header_timeout_s`` (counted from the connection's first byte
 connection itself for a client that sends nothing) or the body longer than ``body_timeout_s``.
 The client gets no answer: it sent no request worth one.
 
+It also holds each head to the limits of ``gateway/request_head.py`` while it is parsed, so no
+head costs more than those limits allow: the fields as the parser completes them (their count,
+their bytes, a second copy of a single-value header) and the raw bytes as they arrive, since
+the parser hands a field over only once it is complete and grows an unfinished one by
+concatenation. A refused head is answered with the error envelope and the connection closed.
+
 It subclasses uvicorn's private ``HttpToolsProtocol``, so pyproject.toml holds uvicorn to the
 series it is tested with, and ``tests/server/test_uvicorn_internals.py`` names every attribute
 and callback of uvicorn's that this module relies on, failing loudly when one changes.
@@ -16,11 +22,31 @@ and callback of uvicorn's that this module relies on, failing loudly when one ch
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.disconnect import HOOKS_EXTENSION, DisconnectHooks
+from gateway.errors import GatewayError
+from gateway.request_head import (
+    MAX_HEAD_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_HEADER_FIELDS,
+    SINGLE_VALUE_HEADERS,
+    head_too_long,
+    refusal,
+    repeated,
+    too_many_bytes,
+    too_many_fields,
+)
+
+# llhttp's own refusal of a second Content-Length, raised before the field reaches on_header.
+_LLHTTP_DUPLICATE_LENGTH = "Duplicate Content-Length"
+
+
+class _HeadRefusedError(Exception):
+    """Raised from a parser callback to stop parsing a refused head at once."""
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -35,6 +61,12 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._due: float | None = None  # when the connection is closed; None: no deadline
         self._hooks = DisconnectHooks()
         self._hooks_extension: dict[str, Any] = {"hooks": self._hooks}
+        # The current head: open from its first byte until the parser completes it.
+        self._head_open = False
+        self._head_bytes = 0  # raw bytes of the reads after the one it began in (-1: none yet)
+        self._field_bytes = 0  # names and values of its complete fields
+        self._single_seen = 0  # the SINGLE_VALUE_HEADERS bits of the fields seen
+        self._refused = False
 
     def _arm(self, seconds: float) -> None:
         due = self.loop.time() + seconds
@@ -82,8 +114,77 @@ class DeadlineProtocol(HttpToolsProtocol):
         else:
             extensions[HOOKS_EXTENSION] = self._hooks_extension
         self._arm(self.header_timeout_s)
+        self._head_open = True
+        self._head_bytes = -1
+        self._field_bytes = 0
+        self._single_seen = 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # uvicorn's own on_header (lower-case name, value without trailing whitespace, Expect
+        # noted), written out here rather than called: one frame less for every field.
+        name = name.lower()
+        value = value.rstrip(b" \t")
+        headers = self.headers
+        if len(headers) >= MAX_HEADER_FIELDS:
+            self._refuse_while_parsing(too_many_fields())
+        size = self._field_bytes + len(name) + len(value)
+        if size > MAX_HEADER_BYTES:
+            self._refuse_while_parsing(too_many_bytes())
+        self._field_bytes = size
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        headers.append((name, value))
+        bit = SINGLE_VALUE_HEADERS.get(name)
+        if bit is not None:
+            # Kept above, so a twice-sent request id is not used. A chunked body's trailer
+            # fields come here too, after the head: they may repeat a header's name.
+            if self._single_seen & bit and self._head_open:
+                self._refuse_while_parsing(repeated(name))
+            self._single_seen |= bit
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_open:  # the head goes on past this read
+            counted = self._head_bytes
+            if counted < 0:
+                # It began within this read, which may also hold the end of the request before:
+                # that read is left uncounted (a read is at most a few hundred KiB).
+                self._head_bytes = 0
+                return
+            counted += len(data)
+            self._head_bytes = counted
+            if counted > MAX_HEAD_BYTES:
+                self._refuse(head_too_long())
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers every parser error here, from inside its except clause: a head this
+        # protocol refused in a callback, or llhttp's own refusal of a second Content-Length,
+        # gets the envelope; any other parser error keeps uvicorn's plain-text answer.
+        if self._refused:
+            return
+        if str(sys.exc_info()[1]) == _LLHTTP_DUPLICATE_LENGTH:
+            self._refuse(repeated(b"content-length"))
+            return
+        super().send_400_response(msg)
+
+    def _refuse_while_parsing(self, error: GatewayError) -> None:
+        if self._head_open:
+            self._refuse(error)
+        else:  # trailer fields past the limits: a response may be under way, so no answer
+            self._refused = True
+            self.transport.close()
+        raise _HeadRefusedError  # stops the parser; uvicorn then calls send_400_response
+
+    def _refuse(self, error: GatewayError) -> None:
+        self._head_open = False
+        self._refused = True
+        transport = self.transport
+        if not transport.is_closing():
+            transport.write(refusal(error, self.headers, self.server_state.default_headers))
+            transport.close()
 
     def on_headers_complete(self) -> None:
+        self._head_open = False
         before = self.cycle
         super().on_headers_complete()
         self._arm(self.body_timeout_s)

@@ -4,7 +4,7 @@ Raw sockets send what httpx refuses to (control bytes in headers, unnormalised p
 bodies without a length). Some bytes never reach the gateway: uvicorn's httptools parser itself
 answers a request line or header it cannot parse (CR, LF, NUL, DEL or other control bytes in a
 header value; an unknown method) with a plain-text 400 and closes; the tests pin that down too.
-It sets no limit on header size, though: that is the edge's job (``MAX_HEADER_*``). Every
+It sets no limit on header size, though: the gateway's server protocol does, while parsing. Every
 method on every route, and bad query strings, are swept in ``test_fuzz.py``.
 """
 
@@ -29,7 +29,8 @@ from gateway.app import create_app
 from gateway.auth import KeyRing
 from gateway.body import MAX_JSON_DEPTH
 from gateway.errors import ERROR_CODES, MAX_LISTED_ISSUES
-from gateway.middleware import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+from gateway.request_head import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+from gateway.server_protocol import deadline_protocol
 from gateway.settings import settings_from_dict
 from tests.api.test_uploads import tone_wav
 from tests.conftest import DEV_KEY, SECOND_KEY, TEST_ENV, auth, base_config, wait_until
@@ -56,7 +57,10 @@ def abuse_config(storage: Path) -> dict[str, Any]:
 
 
 def serve(config: dict[str, Any]) -> UvicornServer:
-    return UvicornServer(create_app(settings_from_dict(config, TEST_ENV))).start()
+    settings = settings_from_dict(config, TEST_ENV)
+    # The production protocol: it holds request heads to their limits.
+    protocol = deadline_protocol(settings.server.header_timeout_s, settings.server.body_timeout_s)
+    return UvicornServer(create_app(settings), http=protocol).start()
 
 
 @pytest.fixture(scope="module")

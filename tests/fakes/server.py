@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -121,6 +122,14 @@ class UvicornServer:
 
         self._loop.call_soon_threadsafe(run)
         return done.result(timeout)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server's own thread (its event loop) has used so far: what one request
+        cost the gateway, apart from the test's clients in the same process. Linux only."""
+        ident = self._thread.ident
+        if ident is None:
+            raise RuntimeError("server not started")
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
 
     def task_count(self) -> int:
         """Asyncio tasks alive on the server's loop (requests, watchers, background jobs)."""

@@ -33,7 +33,12 @@ OVERRIDDEN = (
     "on_headers_complete",
     "on_message_complete",
     "on_response_complete",
+    "data_received",
+    "send_400_response",
 )
+# The callback DeadlineProtocol writes out in full (uvicorn's body and its own checks), so a
+# change in uvicorn's version of it must show here.
+REPLACED = ("on_header",)
 
 
 class MemoryTransport(asyncio.Transport):
@@ -105,7 +110,7 @@ async def one_request(app: ScopeKeeper) -> tuple[DeadlineProtocol, MemoryTranspo
 
 
 def test_the_overridden_callbacks_are_uvicorns_own() -> None:
-    for name in OVERRIDDEN:
+    for name in OVERRIDDEN + REPLACED:
         assert callable(vars(HttpToolsProtocol).get(name)), (
             f"uvicorn's HttpToolsProtocol no longer defines {name}(), which "
             "gateway/server_protocol.py overrides"
@@ -165,5 +170,57 @@ def test_extensions_uvicorn_offers_are_kept(monkeypatch: pytest.MonkeyPatch) -> 
         await one_request(app)
         (scope,) = app.scopes
         assert set(scope["extensions"]) == {"http.response.trailers", HOOKS_EXTENSION}
+
+    asyncio.run(scenario())
+
+
+def test_on_header_written_out_keeps_the_fields_as_uvicorn_does() -> None:
+    """Same head, uvicorn's protocol and ours: the same scope headers and Expect handling."""
+    head = (
+        b"POST /probe HTTP/1.1\r\nHost: test\r\nX-Mixed-Case: Value \t \r\n"
+        b"Expect: 100-Continue\r\nContent-Length: 2\r\n\r\n"
+    )
+    seen = []
+    for protocol_class in (HttpToolsProtocol, DeadlineProtocol):
+
+        async def scenario(protocol_class: type[HttpToolsProtocol] = protocol_class) -> None:
+            config = uvicorn.Config(ScopeKeeper(), http="httptools", lifespan="off")
+            config.load()
+            loop = asyncio.get_running_loop()
+            state = ServerState()
+            protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
+            protocol.connection_made(MemoryTransport())
+            protocol.data_received(head)
+            headers = getattr(protocol, "headers", None)
+            assert isinstance(headers, list), (
+                "uvicorn's HttpToolsProtocol no longer keeps the request's fields in .headers "
+                "(DeadlineProtocol's on_header appends to it)"
+            )
+            assert headers is protocol.scope["headers"]
+            expect = getattr(protocol, "expect_100_continue", None)
+            seen.append((list(headers), expect))
+            protocol.connection_lost(None)
+
+        asyncio.run(scenario())
+    assert seen[0] == seen[1], seen
+    assert seen[0][1] is True  # the head does ask for 100-continue
+
+
+def test_a_parser_error_is_answered_through_send_400_response() -> None:
+    """uvicorn answers a parser error by calling send_400_response inside its except clause:
+    DeadlineProtocol answers llhttp's own refusal of a second Content-Length there, with the
+    envelope (and the server's default headers, which uvicorn keeps in server_state)."""
+
+    async def scenario() -> None:
+        protocol = protocol_for(ScopeKeeper(), asyncio.get_running_loop())
+        assert isinstance(getattr(protocol.server_state, "default_headers", None), list)
+        transport = MemoryTransport()
+        protocol.connection_made(transport)
+        protocol.data_received(
+            b"POST /probe HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok"
+        )
+        (answer,) = transport.writes
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+        assert b'"field":"Content-Length"' in answer and transport.closed
 
     asyncio.run(scenario())
