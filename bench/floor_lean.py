@@ -1,4 +1,4 @@
-"""The floor again, on the gateway's own upstream client (``providers/h1.py``) instead of aiohttp.
+"""The floor again, on the gateway's own upstream client (``providers/http/h1.py``), not aiohttp.
 
 ``bench/floor.py`` is the floor the targets are judged against: a minimal passthrough on the
 fastest client library. The gateway's chat path runs on a client of its own that is cheaper than
@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from bench.floor import serve_floor
-from providers.h1 import Origin
-from providers.h1_pool import H1Pool
+from providers.http.h1 import Origin
+from providers.http.h1_pool import H1Pool
 
 Message = MutableMapping[str, Any]
 

@@ -24,7 +24,10 @@ class Profile:
 
 
 def frame_key(frame: str) -> str:
-    """``file:function`` without the line number, e.g. ``gateway/chat.py:ChatEndpoint._stream``."""
+    """``file:function`` without the line number.
+
+    E.g. ``gateway/endpoints/chat.py:ChatEndpoint._stream``.
+    """
     match = _FRAME.match(frame.strip())
     if match is None:
         return frame.strip() or "<unknown>"

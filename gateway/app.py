@@ -17,25 +17,19 @@ from pathlib import Path
 import orjson
 
 from gateway import __version__
-from gateway.artifacts import ArtifactFiles, Artifacts
-from gateway.artifacts_api import ArtifactEndpoints
-from gateway.asgi import ASGIApp, Receive, Request, Scope, Send
-from gateway.auth import KeyRing, bearer_token
-from gateway.backends import build_stores
-from gateway.catalog_api import CatalogEndpoints
-from gateway.chat import ChatEndpoint
-from gateway.errors import GatewayError
-from gateway.idempotency import Idempotency
-from gateway.metrics import Metrics
-from gateway.middleware import EdgeMiddleware
-from gateway.music import MusicEndpoint
-from gateway.openapi import build_openapi
-from gateway.ratelimit import LoadShedder, RateLimiter
-from gateway.relay import Relay
-from gateway.router import Route, Router
-from gateway.routing import Catalog
-from gateway.schemas import CHAT_REQUEST, CHAT_RESPONSE, CHAT_STREAM, HEALTH, MODEL, MODEL_LIST
-from gateway.schemas_music import (
+from gateway.artifacts.files import ArtifactFiles, Artifacts
+from gateway.config.settings import Settings
+from gateway.contract.errors import GatewayError
+from gateway.contract.openapi import build_openapi
+from gateway.contract.schemas import (
+    CHAT_REQUEST,
+    CHAT_RESPONSE,
+    CHAT_STREAM,
+    HEALTH,
+    MODEL,
+    MODEL_LIST,
+)
+from gateway.contract.schemas_music import (
     ARTIFACT,
     MUSIC_REQUEST,
     TASK,
@@ -43,12 +37,25 @@ from gateway.schemas_music import (
     TASK_QUERY,
     UPLOAD_REQUEST,
 )
-from gateway.settings import Settings
-from gateway.tasks import TaskRunner
-from gateway.tasks_api import TaskEndpoints
-from gateway.uploads import UploadEndpoint
+from gateway.endpoints.artifacts import ArtifactEndpoints
+from gateway.endpoints.chat import ChatEndpoint
+from gateway.endpoints.models import CatalogEndpoints
+from gateway.endpoints.music import MusicEndpoint
+from gateway.endpoints.tasks import TaskEndpoints
+from gateway.endpoints.uploads import UploadEndpoint
+from gateway.http.asgi import ASGIApp, Receive, Request, Scope, Send
+from gateway.http.middleware import EdgeMiddleware
+from gateway.http.router import Route, Router
+from gateway.metrics import Metrics
+from gateway.policy.auth import KeyRing, bearer_token
+from gateway.policy.idempotency import Idempotency
+from gateway.policy.ratelimit import LoadShedder, RateLimiter
+from gateway.policy.relay import Relay
+from gateway.policy.routing import Catalog
+from gateway.stores.build import build_stores
+from gateway.tasks.runner import TaskRunner
 from providers.base import ChatAdapter
-from providers.music_base import MusicAdapter
+from providers.music.base import MusicAdapter
 from providers.registry import ADAPTERS, MUSIC_ADAPTERS, build_adapter, build_music_adapter
 
 

@@ -11,9 +11,9 @@ import sys
 import uvicorn
 
 from gateway.app import create_app
+from gateway.config.settings import ConfigError, Settings, load_settings
+from gateway.http.server_protocol import deadline_protocol
 from gateway.logs import configure_logging, server_log_config
-from gateway.server_protocol import deadline_protocol
-from gateway.settings import ConfigError, Settings, load_settings
 
 
 def is_loopback(host: str) -> bool:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from providers.anthropic import AnthropicAdapter
 from providers.base import ChatAdapter, ProviderSettings
-from providers.fal import FalMusicAdapter
-from providers.local import LocalAdapter
-from providers.music_base import MusicAdapter
-from providers.music_local import LocalMusicAdapter
-from providers.openai_compat import OpenAICompatAdapter
-from providers.replicate import ReplicateMusicAdapter
-from providers.stability import StabilityMusicAdapter
+from providers.chat.anthropic import AnthropicAdapter
+from providers.chat.local import LocalAdapter
+from providers.chat.openai_compat import OpenAICompatAdapter
+from providers.music.base import MusicAdapter
+from providers.music.fal import FalMusicAdapter
+from providers.music.local import LocalMusicAdapter
+from providers.music.replicate import ReplicateMusicAdapter
+from providers.music.stability import StabilityMusicAdapter
 
 ADAPTERS: dict[str, Callable[[ProviderSettings], ChatAdapter]] = {
     LocalAdapter.kind: LocalAdapter,

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from gateway.app import create_app
+from gateway.config.settings import settings_from_dict
+from gateway.http.server_protocol import deadline_protocol
 from gateway.logs import SINK, configure_logging
-from gateway.server_protocol import deadline_protocol
-from gateway.settings import settings_from_dict
 from tests.fakes import anthropic_upstream, openai_upstream
 from tests.fakes.faults import FaultPlan
 from tests.fakes.server import UvicornServer, serve_aiohttp

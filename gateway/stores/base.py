@@ -121,7 +121,7 @@ class Artifact:
 
 
 class ArtifactIndex(Protocol):
-    """Artifact records; the bytes live in ``gateway.artifacts.ArtifactFiles``."""
+    """Artifact records; the bytes live in ``gateway.artifacts.files.ArtifactFiles``."""
 
     async def put(self, artifact: Artifact) -> None: ...
 

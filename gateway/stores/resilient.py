@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from gateway.errors import GatewayError
+from gateway.contract.errors import GatewayError
 from gateway.stores.base import Admission, CooldownStore, Demand, RateLimitStore, StateUnavailable
 
 _log = structlog.get_logger("beatra.state")

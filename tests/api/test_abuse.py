@@ -26,12 +26,12 @@ import orjson
 import pytest
 
 from gateway.app import create_app
-from gateway.auth import KeyRing
-from gateway.body import MAX_JSON_DEPTH
-from gateway.errors import ERROR_CODES, MAX_LISTED_ISSUES
-from gateway.request_head import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
-from gateway.server_protocol import deadline_protocol
-from gateway.settings import settings_from_dict
+from gateway.config.settings import settings_from_dict
+from gateway.contract.errors import ERROR_CODES, MAX_LISTED_ISSUES
+from gateway.http.body import MAX_JSON_DEPTH
+from gateway.http.request_head import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+from gateway.http.server_protocol import deadline_protocol
+from gateway.policy.auth import KeyRing
 from tests.api.test_uploads import tone_wav
 from tests.conftest import DEV_KEY, SECOND_KEY, TEST_ENV, auth, base_config, wait_until
 from tests.fakes.server import UvicornServer

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from providers.anthropic import AnthropicAdapter
 from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError
+from providers.chat.anthropic import AnthropicAdapter
 from tests.conftest import wait_until
 from tests.fakes.anthropic_upstream import REPLY_WORDS, TOOL_USE_ID, make_app
 from tests.fakes.faults import FaultPlan

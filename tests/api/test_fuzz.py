@@ -33,9 +33,9 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from gateway.app import create_app
-from gateway.errors import ERROR_CODES
-from gateway.openapi import build_openapi
-from gateway.settings import settings_from_dict
+from gateway.config.settings import settings_from_dict
+from gateway.contract.errors import ERROR_CODES
+from gateway.contract.openapi import build_openapi
 from tests.api.test_abuse import serve
 from tests.conftest import DEV_KEY, TEST_ENV, auth, wait_until
 from tests.fakes.server import UvicornServer

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import create_app
-from gateway.settings import settings_from_dict
+from gateway.config.settings import settings_from_dict
 from tests.conftest import (
     DEV_KEY,
     OPENAI_SECRET,

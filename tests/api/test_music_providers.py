@@ -17,9 +17,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from gateway.app import create_app
-from gateway.schemas_music import ARTIFACT, TASK, TASK_LIST
-from gateway.settings import settings_from_dict
-from providers.wav import describe_wav, encode_wav
+from gateway.config.settings import settings_from_dict
+from gateway.contract.schemas_music import ARTIFACT, TASK, TASK_LIST
+from providers.synth.wav import describe_wav, encode_wav
 from tests.conftest import SECOND_KEY, TEST_ENV, GatewayFactory, auth, base_config, wait_until
 from tests.fakes import fal_upstream, replicate_upstream, stability_upstream
 from tests.fakes.faults import FaultPlan

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from gateway.ratelimit import prompt_estimate
+from gateway.policy.ratelimit import prompt_estimate
 from tests.conftest import (
     SECOND_KEY,
     FakeClock,

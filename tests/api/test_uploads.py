@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.uploads import MULTIPART_SLACK_BYTES
-from providers.wav import encode_wav
+from gateway.endpoints.uploads import MULTIPART_SLACK_BYTES
+from providers.synth.wav import encode_wav
 from tests.conftest import DEV_KEY, SECOND_KEY, GatewayFactory, auth, base_config, wait_until
 from tests.fakes.server import UvicornServer
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from gateway.app import create_app
-from gateway.settings import Settings, StateSettings, settings_from_dict
+from gateway.config.settings import Settings, StateSettings, settings_from_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gateway.cli import check_bind
-from gateway.settings import ConfigError, settings_from_dict
+from gateway.config.settings import ConfigError, settings_from_dict
 from tests.deploy import (
     CONFIG_DATA,
     CONFIG_FILE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from providers.wav import encode_wav
+from providers.synth.wav import encode_wav
 
 
 def tone_wav(seconds: float = 0.05, rate: int = 8000, frequency: float = 440.0) -> bytes:

@@ -1,5 +1,5 @@
 """Raw scripted HTTP/1.1 servers for testing the gateway's own upstream client
-(``providers/h1.py``): each writes exactly the bytes a test scripts, so framing, keep-alive and
+(``providers/http/h1.py``): each writes exactly the bytes a test scripts, so framing, keep-alive and
 failure cases can be produced at will. Tests drive the client through ``HttpUpstream`` as the
 adapters do, on the stdlib loop and on uvloop.
 """
@@ -17,7 +17,7 @@ import pytest
 import uvloop
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.http import HttpUpstream
+from providers.http.upstream import HttpUpstream
 
 JSON_OK = b'{"ok":true}'
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gateway.asgi import Receive, Scope, Send
+from gateway.http.asgi import Receive, Scope, Send
+from gateway.http.middleware import EdgeMiddleware
 from gateway.metrics import Metrics
-from gateway.middleware import EdgeMiddleware
 from tests.fakes.server import UvicornServer
 
 

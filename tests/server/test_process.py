@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from providers.wav import describe_wav
+from providers.synth.wav import describe_wav
 
 
 def free_port() -> int:

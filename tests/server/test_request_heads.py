@@ -19,8 +19,8 @@ import httpx
 import orjson
 import pytest
 
-from gateway.errors import ERROR_CODES
-from gateway.request_head import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+from gateway.contract.errors import ERROR_CODES
+from gateway.http.request_head import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
 from tests.conftest import DEV_KEY, GatewayFactory, base_config
 from tests.fakes.server import UvicornServer
 from tests.server.test_uvicorn_internals import MemoryTransport, ScopeKeeper, protocol_for

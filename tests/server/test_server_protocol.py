@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.server_protocol import deadline_protocol
+from gateway.http.server_protocol import deadline_protocol
 from tests.fakes.server import UvicornServer
 
 Message = MutableMapping[str, Any]

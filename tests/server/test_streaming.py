@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from gateway.app import create_app
-from gateway.settings import settings_from_dict
+from gateway.config.settings import settings_from_dict
 from tests.conftest import TEST_ENV, GatewayFactory, Upstream, auth, base_config, wait_until
 from tests.fakes.server import UvicornServer
 

@@ -22,8 +22,8 @@ import orjson
 import pytest
 
 from gateway.app import create_app
-from gateway.server_protocol import deadline_protocol
-from gateway.settings import settings_from_dict
+from gateway.config.settings import settings_from_dict
+from gateway.http.server_protocol import deadline_protocol
 from tests.conftest import TEST_ENV, GatewayFactory, Upstream, auth, base_config, wait_until
 from tests.fakes.server import UvicornServer, open_tcp_sockets
 

@@ -1,4 +1,4 @@
-"""What ``gateway/server_protocol.py`` relies on inside uvicorn's private ``HttpToolsProtocol``.
+"""What ``gateway/http/server_protocol.py`` relies on in uvicorn's private ``HttpToolsProtocol``.
 
 The gateway's protocol overrides uvicorn's parser callbacks and reads and writes a few of its
 attributes. None of that is public API, so a uvicorn release may rename any of it without a
@@ -18,8 +18,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from gateway.disconnect import HOOKS_EXTENSION, DisconnectHooks
-from gateway.server_protocol import DeadlineProtocol, _HeadHolder, deadline_protocol
+from gateway.http.disconnect import HOOKS_EXTENSION, DisconnectHooks
+from gateway.http.server_protocol import DeadlineProtocol, _HeadHolder, deadline_protocol
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -113,7 +113,7 @@ def test_the_overridden_callbacks_are_uvicorns_own() -> None:
     for name in OVERRIDDEN + REPLACED:
         assert callable(vars(HttpToolsProtocol).get(name)), (
             f"uvicorn's HttpToolsProtocol no longer defines {name}(), which "
-            "gateway/server_protocol.py overrides"
+            "gateway/http/server_protocol.py overrides"
         )
         assert name in vars(DeadlineProtocol), name
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gateway.ids import new_task_id
+from gateway.contract.ids import new_task_id
 from gateway.stores.base import Artifact, ArtifactIndex, Task, TaskStore
 from gateway.stores.memory_artifacts import MemoryArtifacts
 from gateway.stores.memory_tasks import MemoryTasks

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from providers.anthropic_request import build_request
 from providers.base import JSON, ChatCall, UpstreamError
+from providers.chat.anthropic_request import build_request
 
 MODEL = "claude-sonnet-4-5"
 MODEL = "claude-sonnet-4-5"

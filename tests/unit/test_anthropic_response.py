@@ -5,13 +5,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from providers.anthropic_response import (
+from providers.base import JSON, UpstreamError
+from providers.chat.anthropic_response import (
     StreamTranslator,
     error_from_response,
     parse_event,
     parse_message,
 )
-from providers.base import JSON, UpstreamError
 
 MODEL = "claude-sonnet-4-5"
 MODEL = "claude-sonnet-4-5"

@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 
 from gateway.app import create_app
-from gateway.errors import ERROR_CODES
-from gateway.settings import load_settings
+from gateway.config.settings import load_settings
+from gateway.contract.errors import ERROR_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "api.md").read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 from openapi_spec_validator import validate
 
 from gateway.app import create_app
-from gateway.settings import load_settings
+from gateway.config.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_MODULE_LINES = 500

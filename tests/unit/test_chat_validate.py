@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.chat_validate import validate_chat
-from gateway.errors import GatewayError
+from gateway.contract.chat_validate import validate_chat
+from gateway.contract.errors import GatewayError
 
 USER = [{"role": "user", "content": "hi"}]
 

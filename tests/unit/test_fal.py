@@ -14,14 +14,15 @@ import orjson
 import pytest
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.fal import (
+from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
+from providers.music.fal import (
     FalMusicAdapter,
     JobFailedError,
     error_from_response,
     file_error,
     result_error,
 )
-from providers.fal_wire import (
+from providers.music.fal_wire import (
     ACE_STEP,
     ACE_STEP_PROMPT,
     ACE_STEP_REMIX,
@@ -35,7 +36,6 @@ from providers.fal_wire import (
     parse_result,
     parse_submit,
 )
-from providers.music_base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
 from tests.fakes.fal_upstream import WAV, FalPlan, make_app
 from tests.fakes.server import serve_aiohttp
 

@@ -15,24 +15,24 @@ from pathlib import Path
 import pytest
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.music_base import (
+from providers.music.base import (
     MusicAdapter,
     MusicJob,
     MusicOutput,
     MusicRequest,
     ReferenceAudio,
 )
-from providers.music_local import (
+from providers.music.local import (
     DOWNLOAD_CHUNK_BYTES,
     LOST_JOB_MESSAGE,
     LocalMusicAdapter,
     analyse_reference,
     render_request,
 )
-from providers.music_render import SAMPLE_RATE
-from providers.music_score import compose, syllables
-from providers.music_synth import plan_music, prompt_key, render_music
-from providers.wav import (
+from providers.synth.compose import plan_music, prompt_key, render_music
+from providers.synth.render import SAMPLE_RATE
+from providers.synth.score import compose, syllables
+from providers.synth.wav import (
     decode_wav_mono,
     describe_wav,
     encode_wav,

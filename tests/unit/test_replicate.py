@@ -14,9 +14,9 @@ import orjson
 import pytest
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.music_base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
-from providers.replicate import ReplicateMusicAdapter
-from providers.replicate_wire import (
+from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
+from providers.music.replicate import ReplicateMusicAdapter
+from providers.music.replicate_wire import (
     ModelRef,
     MusicgenConfig,
     build_input,

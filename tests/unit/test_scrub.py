@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.settings import settings_from_dict
-from providers.openai_compat import error_from_response
+from gateway.config.settings import settings_from_dict
+from providers.chat.openai_compat import error_from_response
 from providers.scrub import (
     AMBIGUOUS_MODEL,
     MAX_MESSAGE_CHARS,

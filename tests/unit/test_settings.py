@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.cli import check_bind, main
-from gateway.settings import ConfigError, hash_key, load_settings, settings_from_dict
+from gateway.config.settings import ConfigError, hash_key, load_settings, settings_from_dict
 from tests.conftest import TEST_ENV, base_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.music_base import (
+from providers.music.base import (
     MusicAdapter,
     MusicJob,
     MusicOutput,
@@ -23,7 +23,7 @@ from providers.music_base import (
     MusicStatus,
     ReferenceAudio,
 )
-from providers.stability import (
+from providers.music.stability import (
     StabilityMusicAdapter,
     build_form,
     endpoint_path,

@@ -1,0 +1,152 @@
+"""JSON Schemas of the music, upload, artifact and task bodies, for ``/openapi.json``.
+
+They mirror what ``music_validate``, ``uploads`` and ``tasks_api`` enforce and what
+``public_task`` and ``public_artifact`` return; tests check real answers against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.contract.music_validate import (
+    DEFAULT_DURATION_S,
+    MAX_LYRICS_CHARS,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+)
+from providers.music.base import REFERENCE_MODES
+
+Schema = dict[str, Any]
+
+MUSIC_REQUEST: Schema = {
+    "type": "object",
+    "required": ["model", "prompt"],
+    "additionalProperties": False,
+    "properties": {
+        "model": {"type": "string", "description": 'A catalog id with music ability, or "auto".'},
+        "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_CHARS},
+        "lyrics": {"type": ["string", "null"], "maxLength": MAX_LYRICS_CHARS},
+        "instrumental": {"type": "boolean", "default": False},
+        "duration_seconds": {
+            "type": "number",
+            "minimum": 1,
+            "maximum": 600,
+            "default": DEFAULT_DURATION_S,
+            "description": "Bounded further by the model (see its max duration).",
+        },
+        "format": {"type": "string", "default": "wav", "examples": ["wav", "mp3"]},
+        "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED},
+        "reference_artifact_id": {
+            "type": ["string", "null"],
+            "description": "An uploaded recording; makes this a music.reference_audio task.",
+        },
+        "reference_mode": {"type": ["string", "null"], "enum": [*REFERENCE_MODES, None]},
+        "reference_strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    },
+    "examples": [
+        {"model": "auto", "prompt": "calm piano ballad in a minor key", "duration_seconds": 5}
+    ],
+}
+
+TASK_ARTIFACT: Schema = {
+    "type": "object",
+    "required": ["artifact_id", "content_type", "bytes", "duration_seconds"],
+    "properties": {
+        "artifact_id": {"type": "string"},
+        "content_type": {"type": "string"},
+        "bytes": {"type": "integer"},
+        "duration_seconds": {"type": ["number", "null"]},
+    },
+}
+
+TASK: Schema = {
+    "type": "object",
+    "required": ["task_id", "object", "type", "status", "model", "created_at", "updated_at"],
+    "properties": {
+        "task_id": {"type": "string"},
+        "object": {"const": "task"},
+        "type": {"enum": ["music.text", "music.reference_audio"]},
+        "status": {"enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+        "model": {"type": "string"},
+        "created_at": {"type": "integer"},
+        "updated_at": {"type": "integer"},
+        "progress": {"type": "number", "minimum": 0, "maximum": 1},
+        "result": {
+            "type": "object",
+            "required": ["artifacts"],
+            "properties": {"artifacts": {"type": "array", "items": TASK_ARTIFACT}},
+        },
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "retryable"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "retryable": {"type": "boolean"},
+            },
+        },
+    },
+}
+
+TASK_LIST: Schema = {
+    "type": "object",
+    "required": ["object", "data", "has_more", "next_cursor"],
+    "properties": {
+        "object": {"const": "list"},
+        "data": {"type": "array", "items": TASK},
+        "has_more": {"type": "boolean"},
+        "next_cursor": {"type": ["string", "null"]},
+    },
+}
+
+ARTIFACT: Schema = {
+    "type": "object",
+    "required": [
+        "artifact_id",
+        "object",
+        "kind",
+        "filename",
+        "content_type",
+        "bytes",
+        "sha256",
+        "created_at",
+        "expires_at",
+    ],
+    "properties": {
+        "artifact_id": {"type": "string"},
+        "object": {"const": "artifact"},
+        "kind": {"enum": ["upload", "output"]},
+        "filename": {"type": "string"},
+        "content_type": {"type": "string"},
+        "bytes": {"type": "integer"},
+        "sha256": {"type": "string"},
+        "created_at": {"type": "integer"},
+        "expires_at": {"type": "integer"},
+        "duration_seconds": {"type": "number"},
+        "task_id": {"type": "string"},
+    },
+}
+
+UPLOAD_REQUEST: Schema = {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "One audio file (WAV, MP3, FLAC, OGG, AIFF, M4A/AAC), up to 100 MB.",
+        }
+    },
+}
+
+TASK_QUERY: list[Schema] = [
+    {"name": "status", "in": "query", "required": False, "schema": TASK["properties"]["status"]},
+    {"name": "type", "in": "query", "required": False, "schema": TASK["properties"]["type"]},
+    {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+]

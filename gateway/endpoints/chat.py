@@ -1,0 +1,237 @@
+"""``POST /v1/chat/completions``: the Available chat surface, sync and SSE streaming.
+
+Reads top to bottom as the request path: auth -> body -> shed load -> validate -> route ->
+idempotency -> rate limit -> relay -> render -> settle. Streams are written as chunks arrive; the
+``model`` of every answer is rewritten to the catalog id that served it. After the first byte, a
+failure becomes an SSE error event and the stream ends without ``[DONE]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+
+from gateway.contract.chat_validate import validate_chat
+from gateway.contract.errors import GatewayError, envelope
+from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
+from gateway.http.body import read_json_object
+from gateway.http.disconnect import cancel_on_disconnect
+from gateway.metrics import Metrics
+from gateway.policy.auth import KeyRing
+from gateway.policy.idempotency import Idempotency, Ticket
+from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
+from gateway.policy.relay import Relay, to_gateway_error
+from gateway.policy.routing import Candidate, Catalog
+from providers.base import JSON, ChatCall, UpstreamError
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies in front not to buffer the stream
+]
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def record_usage(ctx: RequestContext, usage: Any) -> None:
+    if isinstance(usage, dict):
+        prompt = usage.get("prompt_tokens")
+        completion = usage.get("completion_tokens")
+        if isinstance(prompt, int):
+            ctx.prompt_tokens = prompt
+        if isinstance(completion, int):
+            ctx.completion_tokens = completion
+
+
+def tokens_used(ctx: RequestContext) -> int | None:
+    """What the answer really cost, for settling the reservation (None: unknown)."""
+    if ctx.model_served is None:
+        return 0  # nothing was produced: every reserved token goes back
+    if ctx.prompt_tokens is None or ctx.completion_tokens is None:
+        return None
+    return ctx.prompt_tokens + ctx.completion_tokens
+
+
+class ChatEndpoint:
+    def __init__(
+        self,
+        keys: KeyRing,
+        catalog: Catalog,
+        relay: Relay,
+        metrics: Metrics,
+        *,
+        limiter: RateLimiter,
+        shedder: LoadShedder,
+        idempotency: Idempotency,
+        body_limit: int,
+    ) -> None:
+        self._keys = keys
+        self._catalog = catalog
+        self._relay = relay
+        self._metrics = metrics
+        self._limiter = limiter
+        self._shedder = shedder
+        self._idempotency = idempotency
+        self._body_limit = body_limit
+
+    async def __call__(self, request: Request) -> None:
+        # One frame for the whole request (see gateway/http/middleware.py on why depth matters).
+        ctx = request.ctx
+        key = self._keys.authenticate(request)
+        # The body is read before taking a concurrency slot: a client sending it slowly must
+        # not hold a slot (the server's body deadline bounds how long it may take).
+        body = await read_json_object(request, self._body_limit)
+        self._shedder.enter()
+        ticket: Ticket | None = None
+        reservation: Reservation | None = None
+        try:
+            chat = validate_chat(body)
+            ctx.stream = chat.stream
+            capability = "chat.stream" if chat.stream else "chat"
+            plan = self._catalog.resolve(chat.model, key, capability)
+            # Logged only once it names a real model: an unknown name is client text, kept out.
+            ctx.model_asked = chat.model
+            ticket = await self._idempotency.begin(request, key.name, body)
+            if ctx.replayed:
+                return
+            plan, reservation = await self._limiter.admit(key, plan, chat)
+            call = ChatCall(
+                body=body,
+                upstream_model="",
+                request_id=ctx.request_id,
+                stream=chat.stream,
+                include_usage=chat.include_usage,
+            )
+            headers = reservation.headers if reservation is not None else []
+            if chat.stream:
+                await self._stream(request, plan, call, headers, ticket)
+            else:
+                await self._complete(request, plan, call, headers, ticket)
+        except GatewayError as error:
+            if ticket is None or error.spec.retryable:
+                raise
+            await self._answer_and_keep(request, error, ticket)
+        finally:
+            self._shedder.exit()
+            if ticket is not None:
+                await self._idempotency.release(ticket)  # unless finished: then a no-op
+            if reservation is not None:
+                await self._limiter.settle(reservation, ctx.model_served, tokens_used(ctx))
+
+    async def _answer_and_keep(self, request: Request, error: GatewayError, ticket: Ticket) -> None:
+        """A final (non-retryable) error under an Idempotency-Key is kept and replayed too."""
+        request.ctx.error_code = error.code
+        body = envelope(error, request.ctx.request_id)
+        ticket.record(body)
+        await self._idempotency.finish(ticket, error.status, b"application/json")
+        await request.respond_bytes(error.status, body)
+
+    async def _complete(
+        self,
+        request: Request,
+        plan: list[Candidate],
+        call: ChatCall,
+        headers: RawHeaders,
+        ticket: Ticket | None,
+    ) -> None:
+        async with cancel_on_disconnect(request) as guard:
+            candidate, answer = await self._relay.complete(plan, call, request.ctx)
+            answer["model"] = candidate.model.id
+            record_usage(request.ctx, answer.get("usage"))
+            body = orjson.dumps(answer)
+            if ticket is not None:
+                ticket.record(body)
+                await self._idempotency.finish(ticket, 200, b"application/json")
+            guard.finishing()
+            await request.respond_bytes(200, body, [*JSON_HEADERS, *headers])
+
+    async def _stream(
+        self,
+        request: Request,
+        plan: list[Candidate],
+        call: ChatCall,
+        headers: RawHeaders,
+        ticket: Ticket | None,
+    ) -> None:
+        ctx = request.ctx
+        send = request.send
+        async with cancel_on_disconnect(request) as guard:
+            opened = await self._relay.open_stream(plan, call, ctx)
+            model_id = opened.candidate.model.id
+            self._metrics.open_streams.inc()
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [*SSE_HEADERS, *headers],
+                    }
+                )
+                events = self._events(opened.first, model_id, call.include_usage, ctx)
+                ctx.ttft = ctx.elapsed()
+                if events:
+                    if ticket is not None:
+                        ticket.record(events)
+                    await send({"type": "http.response.body", "body": events, "more_body": True})
+                try:
+                    async for batch in opened.rest:
+                        events = self._events(batch, model_id, call.include_usage, ctx)
+                        if events:
+                            if ticket is not None:
+                                ticket.record(events)
+                            await send(
+                                {"type": "http.response.body", "body": events, "more_body": True}
+                            )
+                except UpstreamError as error:
+                    gateway_error = to_gateway_error(error)
+                    ctx.error_code = gateway_error.code
+                    # The status is already 200: this counter is where such failures show.
+                    self._metrics.stream_errors.labels(model_id, gateway_error.code).inc()
+                    final = b"data: " + envelope(gateway_error, ctx.request_id) + b"\n\n"
+                except asyncio.CancelledError:
+                    # The server's shutdown grace ran out (or the client left): say so, as for
+                    # any failure after the first byte. After a disconnect the send is a no-op.
+                    if not ctx.disconnected:
+                        ctx.error_code = "service_unavailable"
+                    cut = GatewayError("service_unavailable", "The gateway is shutting down.")
+                    with contextlib.suppress(Exception):
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": b"data: " + envelope(cut, ctx.request_id) + b"\n\n",
+                                "more_body": False,
+                            }
+                        )
+                    raise
+                else:
+                    final = DONE_EVENT
+                    if ticket is not None:
+                        # Only a stream that really completed is kept for replay.
+                        ticket.record(final)
+                        await self._idempotency.finish(ticket, 200, SSE_HEADERS[0][1])
+                guard.finishing()
+                await send({"type": "http.response.body", "body": final, "more_body": False})
+            finally:
+                self._metrics.open_streams.dec()
+                await opened.rest.aclose()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _events(
+        batch: list[JSON], model_id: str, include_usage: bool, ctx: RequestContext
+    ) -> bytes:
+        """A batch of chunks as SSE events, without a usage chunk the client did not ask for."""
+        out = b""
+        for chunk in batch:
+            if "usage" in chunk:
+                usage = chunk["usage"]
+                if usage is not None:
+                    record_usage(ctx, usage)
+                if not include_usage:
+                    if not chunk.get("choices"):
+                        continue
+                    del chunk["usage"]
+            chunk["model"] = model_id
+            out += b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return out

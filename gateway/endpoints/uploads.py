@@ -1,0 +1,277 @@
+"""``POST /v1/uploads``: one audio file, multipart, streamed to disk with a byte counter.
+
+The body is parsed as it arrives (python-multipart's streaming parser) and the file part is
+written block by block to a temporary file, so a 100 MB upload never sits in memory. Two
+counters bound it: the file part may be at most the upload limit, and the whole body (preamble,
+boundaries, part headers, other parts, epilogue) at most the limit plus
+``MULTIPART_SLACK_BYTES``. Either is refused with 413 the moment it passes (or at once, from a
+declared ``Content-Length``), bytes that are not audio with 415 as soon as the first bytes are
+in, and on every failure the temporary file is removed: nothing half-written is left behind.
+
+``Idempotency-Key`` applies: the fingerprint is the file's sha256 and name, known once the bytes
+are in, so a replay still receives the body and then answers with the stored response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from gateway.artifacts.files import Artifacts, PendingFile, public_artifact
+from gateway.artifacts.media import SNIFF_BYTES, sniff_audio
+from gateway.contract.errors import GatewayError, invalid
+from gateway.http.asgi import Request
+from gateway.metrics import Metrics
+from gateway.policy.auth import KeyRing
+from gateway.policy.idempotency import Idempotency, Ticket
+
+FILE_FIELD = b"file"
+MAX_PART_HEADER_BYTES = 16 * 1024
+MAX_FORM_FIELD_BYTES = 64 * 1024  # other (text) fields are accepted and ignored, within this
+# What the whole body may carry beyond the file: boundaries, part headers and small fields
+# (about 200 bytes from any SDK). The parser skips bytes outside the parts (an epilogue, blank
+# lines before the first boundary), so only this body counter bounds them.
+MULTIPART_SLACK_BYTES = 64 * 1024
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\\"]")
+MAX_FILENAME_CHARS = 255
+
+
+def clean_filename(raw: bytes) -> str:
+    """The client's file name as we keep and show it: no path, no control characters."""
+    name = raw.decode("utf-8", "replace").replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_NAME.sub("_", name).strip(" .")
+    return name[:MAX_FILENAME_CHARS] or "upload"
+
+
+@dataclass
+class _Part:
+    header_bytes: int = 0
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    name: bytes | None = None
+    filename: bytes | None = None
+    field: bytes = b""
+    value: bytes = b""
+
+
+class _FormReader:
+    """Turns the parser's synchronous callbacks into a queue of events the endpoint awaits."""
+
+    def __init__(self, boundary: bytes) -> None:
+        self.events: list[tuple[str, bytes, _Part]] = []
+        self.part = _Part()
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_value,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_part_end": self._part_end,
+                "on_end": self._end,
+            },
+        )
+
+    def _part_begin(self) -> None:
+        self.part = _Part()
+
+    def _count_header(self, size: int) -> None:
+        self.part.header_bytes += size
+        if self.part.header_bytes > MAX_PART_HEADER_BYTES:
+            raise GatewayError("payload_too_large", "A multipart part header is too large.")
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self.part.field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
+        self.part.value += data[start:end]
+
+    def _header_end(self) -> None:
+        self.part.headers[self.part.field.strip().lower()] = self.part.value.strip()
+        self.part.field = self.part.value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
+        self.part.name = options.get(b"name")
+        self.part.filename = options.get(b"filename")
+        self.events.append(("begin", b"", self.part))
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        self.events.append(("data", data[start:end], self.part))
+
+    def _part_end(self) -> None:
+        self.events.append(("end", b"", self.part))
+
+    def _end(self) -> None:
+        self.events.append(("done", b"", self.part))
+
+
+def _boundary(request: Request) -> bytes:
+    content_type = request.header(b"content-type") or b""
+    media, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if media != b"multipart/form-data" or not boundary or len(boundary) > 200:
+        raise GatewayError(
+            "unsupported_media_type",
+            "Content-Type must be multipart/form-data with a boundary, the file in field 'file'.",
+        )
+    return boundary
+
+
+class _Upload:
+    """One upload in progress: the file part goes to ``pending``; the rest is checked."""
+
+    def __init__(self, artifacts: Artifacts, limit: int) -> None:
+        self._artifacts = artifacts
+        self._limit = limit
+        self.pending: PendingFile | None = None
+        self.filename = "upload"
+        self.content_type: str | None = None
+        self._head = b""
+        self._in_file = False
+        self._files_seen = 0
+        self._field_bytes = 0
+        self.done = False
+
+    async def handle(self, kind: str, data: bytes, part: _Part) -> None:
+        if kind == "begin":
+            self._in_file = part.name == FILE_FIELD
+            if self._in_file:
+                self._files_seen += 1
+                if self._files_seen > 1:
+                    raise invalid([{"field": "file", "issue": "exactly one file per upload"}])
+                self.filename = clean_filename(part.filename or b"")
+                self.pending = self._artifacts.begin()
+        elif kind == "data":
+            if self._in_file:
+                await self._file_data(data)
+            else:
+                self._field_bytes += len(data)
+                if self._field_bytes > MAX_FORM_FIELD_BYTES:
+                    raise GatewayError("payload_too_large", "The form fields are too large.")
+        elif kind == "end":
+            if self._in_file:
+                self._sniff(final=True)
+            self._in_file = False
+        elif kind == "done":
+            self.done = True
+
+    async def _file_data(self, data: bytes) -> None:
+        assert self.pending is not None
+        if self.pending.size + len(data) > self._limit:
+            raise GatewayError(
+                "payload_too_large", f"The file exceeds the upload limit of {self._limit} bytes."
+            )
+        if self.content_type is None:
+            self._head += data[: SNIFF_BYTES - len(self._head)]
+            self._sniff(final=False)
+        await self.pending.write(data)
+
+    def _sniff(self, *, final: bool) -> None:
+        if self.content_type is not None or (len(self._head) < SNIFF_BYTES and not final):
+            return
+        if not self._head:
+            raise invalid([{"field": "file", "issue": "the file is empty"}])
+        self.content_type = sniff_audio(self._head)
+        if self.content_type is None:
+            raise GatewayError(
+                "unsupported_media_type",
+                "The file is not a supported audio format (WAV, MP3, FLAC, OGG, AIFF, M4A/AAC).",
+            )
+
+
+class UploadEndpoint:
+    def __init__(
+        self,
+        keys: KeyRing,
+        artifacts: Artifacts,
+        idempotency: Idempotency,
+        limit: int,
+        metrics: Metrics,
+    ) -> None:
+        self._metrics = metrics
+        self._keys = keys
+        self._artifacts = artifacts
+        self._idempotency = idempotency
+        self._limit = limit
+        self._body_limit = limit + MULTIPART_SLACK_BYTES
+
+    def _body_too_large(self) -> GatewayError:
+        return GatewayError(
+            "payload_too_large",
+            f"The request body exceeds the upload limit of {self._limit} bytes"
+            f" plus {MULTIPART_SLACK_BYTES} for the multipart framing.",
+        )
+
+    async def __call__(self, request: Request) -> None:
+        key = self._keys.authenticate(request)
+        boundary = _boundary(request)
+        declared = request.header(b"content-length")
+        if (
+            declared is not None
+            and declared.isdigit()
+            # More than 18 digits is over any limit; int() refuses over 4300 of them.
+            and (len(declared) > 18 or int(declared) > self._body_limit)
+        ):
+            raise self._body_too_large()
+        upload = _Upload(self._artifacts, self._limit)
+        ticket: Ticket | None = None
+        try:
+            await self._receive(request, boundary, upload)
+            if upload.pending is None or upload.content_type is None:
+                raise invalid([{"field": "file", "issue": "a file part named 'file' is required"}])
+            fingerprint = hashlib.sha256(
+                f"POST /v1/uploads\n{upload.pending.sha256}\n{upload.filename}".encode()
+            ).hexdigest()
+            ticket = await self._idempotency.begin_fingerprint(
+                request, key.name, fingerprint, before_replay=upload.pending.discard
+            )
+            if request.ctx.replayed:
+                return
+            record = await self._artifacts.publish(
+                upload.pending,
+                owner=key.name,
+                kind="upload",
+                filename=upload.filename,
+                content_type=upload.content_type,
+            )
+            self._metrics.artifact_bytes.labels("upload").inc(record.bytes)
+            await self._idempotency.respond_and_keep(request, ticket, 200, public_artifact(record))
+        finally:
+            if upload.pending is not None:
+                upload.pending.discard()  # a no-op once published
+            if ticket is not None:
+                await self._idempotency.release(ticket)
+
+    async def _receive(self, request: Request, boundary: bytes, upload: _Upload) -> None:
+        reader = _FormReader(boundary)
+        received = 0
+        more = True
+        while more:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                request.ctx.disconnected = True
+                raise GatewayError("invalid_request", "The client disconnected mid-upload.")
+            more = message.get("more_body", False)
+            chunk: bytes = message.get("body", b"")
+            # Every byte counts, checked before parsing: the parser silently drops bytes around
+            # the parts, and a body must not go on after its file is complete.
+            received += len(chunk)
+            if received > self._body_limit:
+                raise self._body_too_large()
+            try:
+                reader.parser.write(chunk)
+            except MultipartParseError:
+                raise invalid([{"field": "body", "issue": "not a valid multipart body"}]) from None
+            for kind, data, part in reader.events:
+                await upload.handle(kind, data, part)
+            reader.events.clear()
+        if not upload.done:
+            raise invalid([{"field": "body", "issue": "the multipart body is incomplete"}])

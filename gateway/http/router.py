@@ -1,0 +1,133 @@
+"""The route table and its dispatcher; the same table generates ``/openapi.json``.
+
+Static paths are one dict lookup; templated paths (``/v1/tasks/{id}``) are matched segment by
+segment. Unknown paths are ``not_found``, a known path with the wrong method is
+``method_not_allowed`` (with ``Allow``); under ``/v1/`` both need a valid key first (every /v1
+route but health does), so a keyless client learns nothing about the route table. Matched routes
+authenticate in their handler, once. Any ``GatewayError`` an endpoint raises before its
+response started is rendered here as the envelope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from gateway.contract.errors import GatewayError, envelope
+from gateway.http.asgi import CONTEXT_KEY, Receive, Request, RequestContext, Scope, Send
+from gateway.policy.auth import KeyRing
+from gateway.stores.base import StateUnavailable
+
+API_PREFIX = "/v1/"  # the keyed namespace: its unknown paths and wrong methods need a key
+Handler = Callable[[Request], Awaitable[None]]
+_log = structlog.get_logger("beatra.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: bool = True
+    request_schema: dict[str, Any] | None = None
+    request_media: str = "application/json"
+    query: tuple[dict[str, Any], ...] = ()
+    responses: dict[int, dict[str, Any]] = field(default_factory=dict)
+    public: bool = True  # listed in /openapi.json
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.path.strip("/").split("/"))
+
+
+class Router:
+    def __init__(self, routes: list[Route], keys: KeyRing) -> None:
+        self.routes = routes
+        self._keys = keys
+        self._static: dict[str, dict[str, Route]] = {}
+        self._templated: list[tuple[tuple[str, ...], dict[str, Route]]] = []
+        for route in routes:
+            if "{" in route.path:
+                for segments, methods in self._templated:
+                    if segments == route.segments:
+                        methods[route.method] = route
+                        break
+                else:
+                    self._templated.append((route.segments, {route.method: route}))
+            else:
+                self._static.setdefault(route.path, {})[route.method] = route
+
+    def match(self, path: str) -> tuple[dict[str, Route], dict[str, str]] | None:
+        methods = self._static.get(path)
+        if methods is not None:
+            return methods, {}
+        parts = path.strip("/").split("/")
+        for segments, candidates in self._templated:
+            if len(segments) != len(parts):
+                continue
+            params: dict[str, str] = {}
+            for pattern, part in zip(segments, parts, strict=True):
+                if pattern.startswith("{"):
+                    if not part:
+                        break
+                    params[pattern[1:-1]] = part
+                elif pattern != part:
+                    break
+            else:
+                return candidates, params
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return  # handled by the application object
+        ctx: RequestContext = scope[CONTEXT_KEY]
+        request = Request(scope, receive, send)
+        try:
+            found = self.match(scope["path"])
+            if found is None:
+                if scope["path"].startswith(API_PREFIX):
+                    self._keys.authenticate(request)
+                raise GatewayError("not_found", f"No route for {scope['path'][:200]}.")
+            methods, params = found
+            route = methods.get(scope["method"])
+            if route is None:
+                if scope["method"] == "HEAD" and "GET" in methods:
+                    route = methods["GET"]
+                else:
+                    ctx.route = next(iter(methods.values())).path
+                    if ctx.route.startswith(API_PREFIX) and any(r.auth for r in methods.values()):
+                        self._keys.authenticate(request)
+                    allow = ", ".join(sorted(methods))
+                    raise GatewayError("method_not_allowed", headers={"allow": allow})
+            ctx.route = route.path
+            request.params = params
+            await route.handler(request)
+        except GatewayError as error:
+            await send_error(request, error)
+        except StateUnavailable as exc:
+            _log.error("state_unavailable", request_id=ctx.request_id, error=str(exc))
+            await send_error(
+                request,
+                GatewayError(
+                    "service_unavailable",
+                    "The gateway's shared state store is unreachable; retry shortly.",
+                    headers={"retry-after": "1"},
+                ),
+            )
+
+
+async def send_error(request: Request, error: GatewayError) -> None:
+    """Render ``error`` as the envelope, unless a response has already begun."""
+    ctx = request.ctx
+    ctx.error_code = error.code
+    if ctx.response_started:
+        _log.warning("error_after_start", request_id=ctx.request_id, code=error.code)
+        return
+    headers = [(b"content-type", b"application/json")]
+    headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
+    await request.respond_bytes(error.status, envelope(error, ctx.request_id), headers)

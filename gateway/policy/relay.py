@@ -1,0 +1,215 @@
+"""The relay: runs a routing plan against the adapters until one deployment answers.
+
+Retries (with backoff, jitter and the provider's Retry-After) and fallback to the next deployment
+happen only here and only before the first byte reaches the client: ``complete`` returns a whole
+answer, ``open_stream`` returns once the first chunk is in hand. Failing deployments cool down
+(the circuit breaker), and a plan whose deployments are all cooling fails fast with
+``model_unavailable``. ``UpstreamError`` becomes the contract's envelope in ``to_gateway_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+
+from gateway.config.settings import RelaySettings
+from gateway.contract.errors import GatewayError
+from gateway.http.asgi import RequestContext
+from gateway.metrics import UPSTREAM_OUTCOMES, Metrics
+from gateway.policy.routing import Candidate
+from gateway.stores.base import CooldownStore
+from providers.base import JSON, ChatAdapter, ChatCall, UpstreamError
+
+T = TypeVar("T")
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+_log = structlog.get_logger("beatra.relay")
+
+
+def _complete_with(adapter: ChatAdapter, call: ChatCall) -> Awaitable[JSON]:
+    return adapter.complete(call)
+
+
+async def _first_chunk(
+    adapter: ChatAdapter, call: ChatCall
+) -> tuple[list[JSON], AsyncIterator[list[JSON]]]:
+    chunks = adapter.stream(call)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise UpstreamError("server", "The provider's stream was empty.") from None
+    except BaseException:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        raise
+    return first, chunks
+
+
+def to_gateway_error(error: UpstreamError) -> GatewayError:
+    """The one mapping from an adapter's failure to what the client is told."""
+    if error.kind == "client_error":
+        return GatewayError(
+            "invalid_request",
+            f"The provider rejected the request: {error.message}",
+            # The field the provider named (already checked to be a plain field path), if any.
+            details=[{"field": error.param or "body", "issue": error.message}],
+        )
+    if error.kind == "rate_limited":
+        wait = max(1, math.ceil(error.retry_after or 1))
+        return GatewayError(
+            "rate_limited",
+            "Every deployment of the model is rate limited upstream; retry later.",
+            headers={"retry-after": str(wait)},
+        )
+    if error.kind == "timeout":
+        return GatewayError("upstream_timeout")
+    return GatewayError("upstream_error")
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """A stream whose first batch of chunks has arrived; ``rest`` yields the other batches."""
+
+    candidate: Candidate
+    first: list[JSON]
+    rest: AsyncIterator[list[JSON]]
+
+
+class Relay:
+    def __init__(
+        self,
+        adapters: Mapping[str, ChatAdapter],
+        settings: RelaySettings,
+        cooldowns: CooldownStore,
+        metrics: Metrics,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._adapters = adapters
+        self._settings = settings
+        self._cooldowns = cooldowns
+        self._metrics = metrics
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def complete(
+        self, plan: list[Candidate], call: ChatCall, ctx: RequestContext
+    ) -> Coroutine[Any, Any, tuple[Candidate, JSON]]:
+        """Run the plan for a whole answer. (A plain function returning the loop's coroutine:
+        one frame less on every resumption of the request.)"""
+        return self._run(plan, call, ctx, _complete_with)
+
+    async def open_stream(
+        self, plan: list[Candidate], call: ChatCall, ctx: RequestContext
+    ) -> OpenStream:
+        """Run the plan until a stream's first chunk is in hand."""
+        candidate, (first, rest) = await self._run(plan, call, ctx, _first_chunk)
+        return OpenStream(candidate, first, rest)
+
+    async def _run(
+        self,
+        plan: list[Candidate],
+        call: ChatCall,
+        ctx: RequestContext,
+        attempt: Callable[[ChatAdapter, ChatCall], Awaitable[T]],
+    ) -> tuple[Candidate, T]:
+        last_error: UpstreamError | None = None
+        tried_deployments = 0
+        for candidate in plan:
+            deployment = candidate.deployment
+            if not await self._cooldowns.available(deployment.id, self._clock()):
+                continue
+            if tried_deployments:
+                self._metrics.fallbacks.labels(candidate.model.id).inc()
+            tried_deployments += 1
+            routed = ChatCall(
+                body=call.body,
+                upstream_model=deployment.model,
+                request_id=call.request_id,
+                stream=call.stream,
+                include_usage=call.include_usage,
+            )
+            for number in range(self._settings.attempts_per_deployment):
+                if number:
+                    self._metrics.retries.labels(candidate.model.id).inc()
+                ctx.attempts += 1
+                started = time.perf_counter()
+                try:
+                    result = await attempt(self._adapters[deployment.provider], routed)
+                except asyncio.CancelledError:
+                    # The client went away mid-call: not a provider failure, but worth counting.
+                    waited = time.perf_counter() - started
+                    ctx.upstream_seconds += waited
+                    self._metrics.upstream_attempt(
+                        deployment.provider, candidate.model.id, "canceled", waited
+                    )
+                    raise
+                except UpstreamError as error:
+                    waited = time.perf_counter() - started
+                    ctx.upstream_seconds += waited
+                    self._metrics.upstream_attempt(
+                        deployment.provider,
+                        candidate.model.id,
+                        UPSTREAM_OUTCOMES[error.kind],
+                        waited,
+                    )
+                    last_error = error
+                    delay = await self._after_failure(candidate, error, number, ctx)
+                    if delay is None:
+                        break
+                    await self._sleep(delay)
+                    continue
+                waited = time.perf_counter() - started
+                ctx.upstream_seconds += waited
+                self._metrics.upstream_attempt(
+                    deployment.provider, candidate.model.id, "ok", waited
+                )
+                await self._cooldowns.success(deployment.id)
+                ctx.model_served = candidate.model.id
+                ctx.provider = deployment.provider
+                return candidate, result
+        if last_error is None:
+            raise GatewayError("model_unavailable")
+        raise to_gateway_error(last_error)
+
+    async def _after_failure(
+        self, candidate: Candidate, error: UpstreamError, number: int, ctx: RequestContext
+    ) -> float | None:
+        """Decide what follows a failed attempt: seconds to wait before a retry, or None to move on.
+
+        Raises at once for the client's own mistakes, which no other deployment would accept.
+        """
+        deployment = candidate.deployment
+        if error.kind == "client_error":
+            raise to_gateway_error(error)
+        if error.kind == "auth":
+            _log.error(
+                "upstream_auth_failed",
+                request_id=ctx.request_id,
+                provider=deployment.provider,
+                deployment=deployment.id,
+                status=error.status,
+            )
+        retry_after = error.retry_after
+        cool_for = None
+        if error.kind == "auth" or (
+            retry_after is not None and retry_after > self._settings.max_retry_after_s
+        ):
+            # Waiting this request out is pointless; rest the deployment, try the next one.
+            cool_for = retry_after if retry_after is not None else self._settings.cooldown_s
+        cooling = await self._cooldowns.failure(deployment.id, self._clock(), cool_for)
+        if cooling or number + 1 >= self._settings.attempts_per_deployment:
+            return None
+        backoff = min(
+            self._settings.backoff_max_s, self._settings.backoff_base_s * (2**number)
+        ) * self._rng.uniform(0.5, 1.0)
+        return float(max(backoff, retry_after or 0.0))

@@ -1,0 +1,104 @@
+"""Adapter for Anthropic's Messages API (``POST {base_url}/v1/messages``).
+
+It owns the I/O side: the ``x-api-key`` and ``anthropic-version`` headers, the sync call and the
+event stream, all through ``HttpUpstream``. The wire translation (OpenAI chat <-> Messages) is
+pure and lives in ``providers.anthropic_request`` (the request body) and
+``providers.anthropic_response`` (answers, stream events, errors); its public names are
+re-exported here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError
+from providers.chat.anthropic_request import build_request
+from providers.chat.anthropic_response import (
+    FINISH_REASONS,
+    StreamTranslator,
+    error_from_response,
+    finish_reason,
+    openai_usage,
+    parse_event,
+    parse_message,
+)
+from providers.http.upstream import HttpUpstream
+
+__all__ = [
+    "DEFAULT_ANTHROPIC_VERSION",
+    "DEFAULT_MAX_TOKENS",
+    "FINISH_REASONS",
+    "MESSAGES_PATH",
+    "AnthropicAdapter",
+    "StreamTranslator",
+    "build_request",
+    "error_from_response",
+    "finish_reason",
+    "openai_usage",
+    "parse_event",
+    "parse_message",
+]
+
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+# Anthropic requires max_tokens; OpenAI clients usually leave it out.
+DEFAULT_MAX_TOKENS = 4096
+MESSAGES_PATH = "/v1/messages"
+
+
+class AnthropicAdapter:
+    """Chat through Anthropic's Messages API; ``base_url`` is the host root."""
+
+    kind = "anthropic"
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        version = settings.options.get("anthropic_version", DEFAULT_ANTHROPIC_VERSION)
+        headers = {"anthropic-version": str(version)}
+        if settings.api_key:
+            headers["x-api-key"] = settings.api_key
+        self._http = HttpUpstream(settings, headers)
+        self._default_max_tokens = int(
+            settings.options.get("default_max_tokens", DEFAULT_MAX_TOKENS)
+        )
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def complete(self, call: ChatCall) -> JSON:
+        if call.stream:
+            call = dataclasses.replace(call, stream=False)
+        raw = await self._http.post_json(
+            MESSAGES_PATH,
+            build_request(call, self._default_max_tokens),
+            {"x-request-id": call.request_id},
+            error_from_response,
+        )
+        return parse_message(raw, call.upstream_model)
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
+        if not call.stream:
+            call = dataclasses.replace(call, stream=True)
+        payload = build_request(call, self._default_max_tokens)
+        translator = StreamTranslator(call.upstream_model)
+        async with self._http.open_stream(
+            MESSAGES_PATH, payload, {"x-request-id": call.request_id}, error_from_response
+        ) as batches:
+            async for raws in batches:
+                chunks: list[JSON] = []
+                for raw in raws:
+                    try:
+                        chunks.extend(translator.feed(parse_event(raw)))
+                    except UpstreamError:
+                        if chunks:
+                            yield chunks  # what came before the broken event still goes out
+                        raise
+                    if translator.finished:
+                        break
+                if chunks:
+                    yield chunks
+                if translator.finished:
+                    return
+        raise UpstreamError("server", "The provider's stream ended early, before message_stop.")

@@ -1,0 +1,138 @@
+"""Adapter for any OpenAI-compatible chat server (OpenAI, vLLM, Ollama, llama.cpp, Groq, ...).
+
+Our public API is OpenAI's, so this adapter is close to a pass-through: it swaps in the upstream
+model id and asks for stream usage so the gateway can count tokens (the relay hides that usage
+chunk again from a client that did not ask for it). Translation is pure functions; I/O goes
+through ``HttpUpstream``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+
+from providers.base import (
+    JSON,
+    ChatCall,
+    ProviderSettings,
+    UpstreamError,
+    classify_status,
+    clean_message,
+)
+from providers.http.upstream import HttpUpstream, parse_retry_after
+from providers.scrub import STRUCTURAL, Scrubber
+
+
+def build_request(call: ChatCall, *, stream_usage: bool) -> bytes:
+    """The upstream request body: the client's body with the provider's model id."""
+    body = dict(call.body)
+    body["model"] = call.upstream_model
+    if call.stream:
+        body["stream"] = True
+        if stream_usage or call.include_usage:
+            options = dict(body.get("stream_options") or {})
+            options["include_usage"] = True
+            body["stream_options"] = options
+    else:
+        body.pop("stream", None)
+        body.pop("stream_options", None)
+    return orjson.dumps(body)
+
+
+def parse_completion(raw: bytes) -> JSON:
+    """A sync answer, checked just enough that the gateway can rely on its shape."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError("server", "The provider returned malformed JSON.") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise UpstreamError("server", "The provider returned an unexpected body.")
+    return data
+
+
+def parse_chunk(raw: bytes) -> JSON | None:
+    """One stream event; ``None`` for the ``[DONE]`` sentinel."""
+    if raw == b"[DONE]":
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError("server", "The provider sent a malformed stream event.") from exc
+    if not isinstance(data, dict):
+        raise UpstreamError("server", "The provider sent an unexpected stream event.")
+    if "error" in data and "choices" not in data:
+        error = data["error"] if isinstance(data["error"], dict) else {}
+        raise UpstreamError("server", clean_message(str(error.get("message") or "stream error")))
+    return data
+
+
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
+    """Classify an OpenAI-style error response (``{"error": {"message": ..., "param": ...}}``),
+    its message and ``param`` cleaned by ``scrubber``."""
+    message = ""
+    param = None
+    try:
+        data: Any = orjson.loads(body)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            message = str(data["error"].get("message") or "")
+            param = scrubber.field(data["error"].get("param"))
+        elif isinstance(data, dict) and isinstance(data.get("error"), str):
+            message = data["error"]
+    except orjson.JSONDecodeError:
+        pass
+    return classify_status(status, scrubber.clean(message), parse_retry_after(headers), param=param)
+
+
+class OpenAICompatAdapter:
+    """Chat through ``POST {base_url}/chat/completions``."""
+
+    kind = "openai"
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        headers: dict[str, str] = {}
+        if settings.api_key:
+            headers["authorization"] = f"Bearer {settings.api_key}"
+        self._http = HttpUpstream(settings, headers)
+        # Some OpenAI-compatible servers reject stream_options; operators can turn it off.
+        self._stream_usage = bool(settings.options.get("stream_usage", True))
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def complete(self, call: ChatCall) -> JSON:
+        raw = await self._http.post_json(
+            "/chat/completions",
+            build_request(call, stream_usage=False),
+            {"x-request-id": call.request_id},
+            error_from_response,
+        )
+        return parse_completion(raw)
+
+    async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
+        payload = build_request(call, stream_usage=self._stream_usage)
+        async with self._http.open_stream(
+            "/chat/completions", payload, {"x-request-id": call.request_id}, error_from_response
+        ) as batches:
+            async for raws in batches:
+                chunks: list[JSON] = []
+                for raw in raws:
+                    try:
+                        chunk = parse_chunk(raw)
+                    except UpstreamError:
+                        if chunks:
+                            yield chunks  # what came before the broken event still goes out
+                        raise
+                    if chunk is None:
+                        if chunks:
+                            yield chunks
+                        return
+                    chunks.append(chunk)
+                yield chunks
+        raise UpstreamError("server", "The provider's stream ended before [DONE].")

@@ -1,0 +1,224 @@
+"""Music adapter for Stability AI's Stable Audio 2 API (text-to-audio and audio-to-audio).
+
+Stable Audio answers synchronously: one multipart ``POST`` returns the finished audio bytes
+(``accept: audio/*``). So ``submit`` makes the whole call and returns a job whose ``done`` is
+already set, and the runner never polls it: sync behind async. The API has no job id, no status
+call and no cancel call; the runner cancels a generation by cancelling the in-flight request.
+
+The synchronous call is bounded by the provider's timeouts: a generation takes tens of seconds
+before the first byte, so ``read_timeout`` must exceed the slowest generation (180 s is a safe
+setting for 190-second tracks) and ``total_timeout`` bounds the whole call (300 s recommended).
+
+Translation (the form fields, the answer, error bodies) is pure; I/O goes through
+``HttpUpstream``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import orjson
+
+from providers.base import ProviderSettings, UpstreamError, classify_status
+from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, FormFile, HttpUpstream, parse_retry_after
+from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
+from providers.scrub import STRUCTURAL, Scrubber
+
+DEFAULT_API_PATH = "/v2beta/audio/stable-audio-2"
+TEXT_TO_AUDIO = "/text-to-audio"
+AUDIO_TO_AUDIO = "/audio-to-audio"
+MAX_DURATION_SECONDS = 190.0
+# A 190-second track as 44.1 kHz stereo WAV is about 33 MB, above the shared 32 MiB default.
+DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+FINISH_SUCCESS = "SUCCESS"
+FINISH_FILTERED = "CONTENT_FILTERED"
+LOST_ON_RESTART = (
+    "The Stability generation was lost when the gateway restarted; its audio only ever lived in "
+    "the answer to the original request."
+)
+
+
+def endpoint_path(request: MusicRequest, api_path: str = DEFAULT_API_PATH) -> str:
+    """Audio-to-audio when the request carries a reference recording, text-to-audio otherwise."""
+    return api_path.rstrip("/") + (AUDIO_TO_AUDIO if request.reference else TEXT_TO_AUDIO)
+
+
+def format_number(value: float) -> str:
+    """A form value without a needless ``.0`` (``30`` rather than ``30.0``)."""
+    return f"{value:g}"
+
+
+def build_form(
+    request: MusicRequest,
+    *,
+    steps: int | None = None,
+    cfg_scale: float | None = None,
+    default_strength: float | None = None,
+) -> list[tuple[str, str]]:
+    """The multipart text fields; unset knobs are left out so Stability's defaults apply."""
+    if request.lyrics:
+        raise UpstreamError("client_error", "Stable Audio does not take lyrics.")
+    if request.reference is not None and request.reference.mode != "remix":
+        raise UpstreamError(
+            "client_error", "Stable Audio only transforms a reference recording (remix)."
+        )
+    form = [
+        ("prompt", request.prompt),
+        ("duration", format_number(request.duration_seconds)),
+        ("output_format", request.format),
+    ]
+    if request.upstream_model:
+        form.append(("model", request.upstream_model))
+    if request.seed is not None:
+        form.append(("seed", str(request.seed)))
+    if steps is not None:
+        form.append(("steps", str(steps)))
+    if cfg_scale is not None:
+        form.append(("cfg_scale", format_number(cfg_scale)))
+    if request.reference is not None:
+        strength = request.reference.strength
+        if strength is None:
+            strength = default_strength
+        if strength is not None:
+            form.append(("strength", format_number(strength)))
+    return form
+
+
+def reference_files(request: MusicRequest) -> list[FormFile]:
+    """The reference recording as the ``audio`` file part, streamed from disk by the client."""
+    ref = request.reference
+    if ref is None:
+        return []
+    return [FormFile("audio", ref.path, ref.filename, ref.content_type)]
+
+
+def parse_audio_reply(
+    headers: Mapping[str, str], body: bytes, duration_seconds: float | None
+) -> MusicOutput:
+    """Check a 200 answer really is audio and turn it into the job's one output."""
+    finish = (headers.get("finish-reason") or FINISH_SUCCESS).strip().upper()
+    if finish == FINISH_FILTERED:
+        raise UpstreamError(
+            "client_error", "The provider's content moderation filtered the generated audio."
+        )
+    if finish != FINISH_SUCCESS:
+        raise UpstreamError("server", f"The provider finished the generation with {finish[:40]}.")
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not content_type.startswith("audio/"):
+        raise UpstreamError("server", "The provider answered without audio.")
+    if not body:
+        raise UpstreamError("server", "The provider returned an empty audio file.")
+    return MusicOutput(content_type, data=body, duration_seconds=duration_seconds)
+
+
+def error_from_response(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
+    """Classify a Stability error answer (``{"id": ..., "name": ..., "errors": [...]}``)."""
+    name = ""
+    message = ""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        name = str(data.get("name") or "")
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            message = "; ".join(str(item) for item in errors)
+        else:
+            message = str(data.get("message") or name)
+    message = scrubber.clean(message)
+    # Stability refuses flagged prompts or audio with 403; that is the request's fault, not a
+    # problem with the operator's key, so it must not look like an auth failure.
+    if status == 403 and "moderation" in name.lower():
+        return UpstreamError(
+            "client_error",
+            message or "The provider's content moderation rejected the request.",
+            status=status,
+        )
+    # 402 means the operator's account ran out of credits: nothing the client can fix.
+    if status == 402:
+        return UpstreamError(
+            "auth", "The provider account has insufficient credits.", status=status
+        )
+    return classify_status(status, message, parse_retry_after(headers))
+
+
+class StabilityMusicAdapter:
+    """Music through Stable Audio 2; ``base_url`` is the host root (``https://api.stability.ai``)."""
+
+    kind = "stability"
+    formats: frozenset[str] = frozenset({"mp3", "wav"})
+    reference_modes: frozenset[str] = frozenset({"remix"})
+    max_duration_seconds: float = MAX_DURATION_SECONDS
+    supports_lyrics = False
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        options = settings.options
+        self.max_duration_seconds = float(options.get("max_duration_seconds", MAX_DURATION_SECONDS))
+        self._api_path = str(options.get("api_path", DEFAULT_API_PATH))
+        self._steps = _int_option(options, "steps")
+        self._cfg_scale = _float_option(options, "cfg_scale")
+        self._default_strength = _float_option(options, "default_strength")
+        bounded = dataclasses.replace(
+            settings, options={"max_response_bytes": DEFAULT_MAX_RESPONSE_BYTES, **options}
+        )
+        # Raw audio bytes rather than JSON with base64, which is a third larger and must be decoded.
+        headers = {"accept": "audio/*"}
+        if settings.api_key:
+            headers["authorization"] = f"Bearer {settings.api_key}"
+        self._http = HttpUpstream(bounded, headers)
+
+    async def start(self) -> None:
+        await self._http.start()
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def submit(self, request: MusicRequest) -> MusicJob:
+        form = build_form(
+            request,
+            steps=self._steps,
+            cfg_scale=self._cfg_scale,
+            default_strength=self._default_strength,
+        )
+        reply = await self._http.send(
+            "POST",
+            endpoint_path(request, self._api_path),
+            error_from_response,
+            form=form,
+            files=reference_files(request),
+        )
+        output = parse_audio_reply(reply.headers, reply.body, request.duration_seconds)
+        done = MusicStatus("succeeded", progress=1.0, outputs=(output,))
+        # Stability gives the generation no id of its own; ours only names it in the record.
+        return MusicJob(job_id=f"stability-{uuid.uuid4().hex}", data={}, done=done)
+
+    async def poll(self, job: MusicJob) -> MusicStatus:
+        if job.done is not None:
+            return job.done
+        # Only a job restored from its record lacks ``done``; there is nothing to ask Stability.
+        return MusicStatus("failed", error=UpstreamError("server", LOST_ON_RESTART))
+
+    async def cancel(self, job: MusicJob) -> None:
+        """Nothing to call: the runner stops a generation by cancelling the in-flight request."""
+
+    async def download(self, output: MusicOutput) -> AsyncIterator[bytes]:
+        if output.data is None:
+            raise UpstreamError("server", "The Stability output carries no audio bytes.")
+        for start in range(0, len(output.data), DOWNLOAD_CHUNK_BYTES):
+            yield output.data[start : start + DOWNLOAD_CHUNK_BYTES]
+
+
+def _int_option(options: Mapping[str, Any], key: str) -> int | None:
+    value = options.get(key)
+    return None if value is None else int(value)
+
+
+def _float_option(options: Mapping[str, Any], key: str) -> float | None:
+    value = options.get(key)
+    return None if value is None else float(value)
