@@ -268,7 +268,7 @@ class Gateway:
         ]
         self._openapi_body = orjson.dumps(build_openapi(self.routes))
         self._health_body = orjson.dumps({"status": "ok", "version": __version__})
-        router = Router(self.routes, keys)
+        router = Router(self.routes, keys.authenticate)
         self._app: ASGIApp = EdgeMiddleware(router, self.metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -1,15 +1,21 @@
 """The contract's error codes in one table, the exception that carries one, and the envelope.
 
-Every non-2xx response of the gateway, from any layer, is rendered by ``envelope`` from this
-table, so status, ``retryable`` and the OpenAI-style ``type`` can never disagree with each other.
+Every non-2xx response of the gateway, from any layer, is rendered by ``error_response`` (a
+failure after a stream's first byte by ``error_event``) from this table, so status,
+``retryable`` and the OpenAI-style ``type`` can never disagree with each other. What a
+provider's failure becomes for the client (``from_upstream``) is decided here too, beside the
+table it maps into.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from providers.base import UpstreamError
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,18 @@ class GatewayError(Exception):
         return self.spec.status
 
 
+class DependencyUnavailable(Exception):  # noqa: N818 - named for what the caller sees
+    """Something the gateway needs (its shared state store) is unreachable. Not a
+    ``GatewayError``: code that handles a client's mistakes must not handle this too. The
+    router answers it with ``UNAVAILABLE``."""
+
+
+UNAVAILABLE = (
+    "service_unavailable",
+    "The gateway's shared state store is unreachable; retry shortly.",
+)
+
+
 # One 400 lists at most this many problems: a body of a million bad items must not get a
 # thousand-times larger answer. Validators may stop looking once they have found one more.
 MAX_LISTED_ISSUES = 20
@@ -129,3 +147,41 @@ def envelope_object(error: GatewayError, request_id: str) -> dict[str, Any]:
 
 def envelope(error: GatewayError, request_id: str) -> bytes:
     return orjson.dumps(envelope_object(error, request_id))
+
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def error_response(error: GatewayError, request_id: str) -> tuple[int, RawHeaders, bytes]:
+    """The one rendering of an error as an HTTP answer: status, headers (the JSON content type
+    and the error's own, e.g. ``Retry-After``) and the envelope."""
+    headers = [(b"content-type", b"application/json")]
+    headers += [(name.encode(), value.encode()) for name, value in error.headers.items()]
+    return error.status, headers, envelope(error, request_id)
+
+
+def error_event(error: GatewayError, request_id: str) -> bytes:
+    """The envelope as the server-sent event that ends a stream which failed after its first
+    byte (the status is already 200 by then)."""
+    return b"data: " + envelope(error, request_id) + b"\n\n"
+
+
+def from_upstream(error: UpstreamError) -> GatewayError:
+    """The one mapping from an adapter's failure to what the client is told."""
+    if error.kind == "client_error":
+        return GatewayError(
+            "invalid_request",
+            f"The provider rejected the request: {error.message}",
+            # The field the provider named (already checked to be a plain field path), if any.
+            details=[{"field": error.param or "body", "issue": error.message}],
+        )
+    if error.kind == "rate_limited":
+        wait = max(1, math.ceil(error.retry_after or 1))
+        return GatewayError(
+            "rate_limited",
+            "Every deployment of the model is rate limited upstream; retry later.",
+            headers={"retry-after": str(wait)},
+        )
+    if error.kind == "timeout":
+        return GatewayError("upstream_timeout")
+    return GatewayError("upstream_error")

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.contract.chat_validate import validate_chat
-from gateway.contract.errors import GatewayError, envelope
+from gateway.contract.errors import GatewayError, error_event, error_response, from_upstream
 from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
 from gateway.http.body import read_json_object
 from gateway.http.disconnect import cancel_on_disconnect
@@ -23,7 +23,7 @@ from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
-from gateway.policy.relay import Relay, to_gateway_error
+from gateway.policy.relay import Relay
 from gateway.policy.routing import Candidate, Catalog
 from providers.base import JSON, ChatCall, UpstreamError
 
@@ -123,10 +123,10 @@ class ChatEndpoint:
     async def _answer_and_keep(self, request: Request, error: GatewayError, ticket: Ticket) -> None:
         """A final (non-retryable) error under an Idempotency-Key is kept and replayed too."""
         request.ctx.error_code = error.code
-        body = envelope(error, request.ctx.request_id)
+        status, headers, body = error_response(error, request.ctx.request_id)
         ticket.record(body)
-        await self._idempotency.finish(ticket, error.status, b"application/json")
-        await request.respond_bytes(error.status, body)
+        await self._idempotency.finish(ticket, status, b"application/json")
+        await request.respond_bytes(status, body, headers)
 
     async def _complete(
         self,
@@ -185,11 +185,11 @@ class ChatEndpoint:
                                 {"type": "http.response.body", "body": events, "more_body": True}
                             )
                 except UpstreamError as error:
-                    gateway_error = to_gateway_error(error)
+                    gateway_error = from_upstream(error)
                     ctx.error_code = gateway_error.code
                     # The status is already 200: this counter is where such failures show.
                     self._metrics.stream_errors.labels(model_id, gateway_error.code).inc()
-                    final = b"data: " + envelope(gateway_error, ctx.request_id) + b"\n\n"
+                    final = error_event(gateway_error, ctx.request_id)
                 except asyncio.CancelledError:
                     # The server's shutdown grace ran out (or the client left): say so, as for
                     # any failure after the first byte. After a disconnect the send is a no-op.
@@ -200,7 +200,7 @@ class ChatEndpoint:
                         await send(
                             {
                                 "type": "http.response.body",
-                                "body": b"data: " + envelope(cut, ctx.request_id) + b"\n\n",
+                                "body": error_event(cut, ctx.request_id),
                                 "more_body": False,
                             }
                         )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from gateway.contract.errors import GatewayError, envelope
+from gateway.contract.errors import GatewayError, error_response
 from gateway.http.asgi import CONTEXT_KEY, ASGIApp, Message, Receive, RequestContext, Scope, Send
 from gateway.logs import log_access
 
@@ -104,15 +104,12 @@ class EdgeMiddleware:
     async def _answer(ctx: RequestContext, send: Send, error: GatewayError) -> None:
         """The envelope of ``error``, from the edge itself (no router behind it)."""
         ctx.error_code = error.code
-        body = envelope(error, ctx.request_id)
+        status, headers, body = error_response(error, ctx.request_id)
         await send(
             {
                 "type": "http.response.start",
-                "status": error.status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
+                "status": status,
+                "headers": [*headers, (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from http import HTTPStatus
 
-from gateway.contract.errors import GatewayError, envelope, invalid
+from gateway.contract.errors import GatewayError, error_response, invalid
 from gateway.http.middleware import REQUEST_ID_PATTERN, new_request_id
 
 # Common proxy limits (nginx, Apache) in one place: generous for any SDK, far below abuse.
@@ -70,12 +70,12 @@ def refusal(
     client's, when the fields parsed so far carry one well-formed copy) and ``Connection:
     close``; ``default_headers`` are the server's own (``Date``)."""
     request_id = _client_id(headers) or new_request_id()
-    body = envelope(error, request_id)
-    lines = [b"HTTP/1.1 %d %s\r\n" % (error.status, HTTPStatus(error.status).phrase.encode())]
-    lines += [name + b": " + value + b"\r\n" for name, value in default_headers]
+    status, own_headers, body = error_response(error, request_id)
+    lines = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode())]
+    lines += [name + b": " + value + b"\r\n" for name, value in [*default_headers, *own_headers]]
     lines.append(
-        b"content-type: application/json\r\ncontent-length: %d\r\nx-request-id: %s\r\n"
-        b"connection: close\r\n\r\n" % (len(body), request_id.encode())
+        b"content-length: %d\r\nx-request-id: %s\r\nconnection: close\r\n\r\n"
+        % (len(body), request_id.encode())
     )
     lines.append(body)
     return b"".join(lines)

@@ -16,10 +16,13 @@ from typing import Any
 
 import structlog
 
-from gateway.contract.errors import GatewayError, envelope
+from gateway.contract.errors import (
+    UNAVAILABLE,
+    DependencyUnavailable,
+    GatewayError,
+    error_response,
+)
 from gateway.http.asgi import CONTEXT_KEY, Receive, Request, RequestContext, Scope, Send
-from gateway.policy.auth import KeyRing
-from gateway.stores.base import StateUnavailable
 
 API_PREFIX = "/v1/"  # the keyed namespace: its unknown paths and wrong methods need a key
 Handler = Callable[[Request], Awaitable[None]]
@@ -46,9 +49,11 @@ class Route:
 
 
 class Router:
-    def __init__(self, routes: list[Route], keys: KeyRing) -> None:
+    def __init__(self, routes: list[Route], authenticate: Callable[[Request], object]) -> None:
+        """``authenticate`` raises the 401 of a request without a valid key (the policy's
+        ``KeyRing.authenticate``): the router only decides when it must run."""
         self.routes = routes
-        self._keys = keys
+        self._authenticate = authenticate
         self._static: dict[str, dict[str, Route]] = {}
         self._templated: list[tuple[tuple[str, ...], dict[str, Route]]] = []
         for route in routes:
@@ -91,7 +96,7 @@ class Router:
             found = self.match(scope["path"])
             if found is None:
                 if scope["path"].startswith(API_PREFIX):
-                    self._keys.authenticate(request)
+                    self._authenticate(request)
                 raise GatewayError("not_found", f"No route for {scope['path'][:200]}.")
             methods, params = found
             route = methods.get(scope["method"])
@@ -101,7 +106,7 @@ class Router:
                 else:
                     ctx.route = next(iter(methods.values())).path
                     if ctx.route.startswith(API_PREFIX) and any(r.auth for r in methods.values()):
-                        self._keys.authenticate(request)
+                        self._authenticate(request)
                     allow = ", ".join(sorted(methods))
                     raise GatewayError("method_not_allowed", headers={"allow": allow})
             ctx.route = route.path
@@ -109,16 +114,10 @@ class Router:
             await route.handler(request)
         except GatewayError as error:
             await send_error(request, error)
-        except StateUnavailable as exc:
+        except DependencyUnavailable as exc:
             _log.error("state_unavailable", request_id=ctx.request_id, error=str(exc))
-            await send_error(
-                request,
-                GatewayError(
-                    "service_unavailable",
-                    "The gateway's shared state store is unreachable; retry shortly.",
-                    headers={"retry-after": "1"},
-                ),
-            )
+            code, message = UNAVAILABLE
+            await send_error(request, GatewayError(code, message, headers={"retry-after": "1"}))
 
 
 async def send_error(request: Request, error: GatewayError) -> None:
@@ -128,6 +127,5 @@ async def send_error(request: Request, error: GatewayError) -> None:
     if ctx.response_started:
         _log.warning("error_after_start", request_id=ctx.request_id, code=error.code)
         return
-    headers = [(b"content-type", b"application/json")]
-    headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
-    await request.respond_bytes(error.status, envelope(error, ctx.request_id), headers)
+    status, headers, body = error_response(error, ctx.request_id)
+    await request.respond_bytes(status, body, headers)

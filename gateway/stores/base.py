@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gateway.contract.errors import DependencyUnavailable
+
 
 class CooldownStore(Protocol):
     """The circuit breaker of deployments: which ones are resting after failures."""
@@ -206,5 +208,5 @@ class TaskStore(Protocol):
         """Give the task up so another replica may drive it."""
 
 
-class StateUnavailable(Exception):  # noqa: N818 - named for what the caller sees
+class StateUnavailable(DependencyUnavailable):
     """The shared state store could not be reached in time (the gateway answers 503)."""

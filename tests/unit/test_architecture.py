@@ -19,16 +19,88 @@ def python_files() -> list[Path]:
     return [p for folder in folders for p in (ROOT / folder).rglob("*.py")]
 
 
-def test_providers_never_import_gateway() -> None:
-    for path in (ROOT / "providers").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names: list[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            assert not any(n == "gateway" or n.startswith("gateway.") for n in names), path
+def imports_of(path: Path) -> set[str]:
+    """Every module ``path`` imports (type-checking-only imports included: a cycle of types is
+    still a cycle for a reader)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def module_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def inside(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+# (package, packages it must never import): the layering the packages' docstrings state.
+FORBIDDEN = (
+    ("providers", ("gateway",)),
+    ("providers.http", ("providers.chat", "providers.music", "providers.synth")),
+    ("providers.synth", ("providers.chat", "providers.music", "providers.http")),
+    ("providers.chat", ("providers.music", "providers.synth")),
+    (
+        "gateway.http",
+        ("gateway.endpoints", "gateway.policy", "gateway.stores", "gateway.tasks", "providers"),
+    ),
+    ("gateway.policy", ("gateway.endpoints", "gateway.tasks")),
+    ("gateway.stores", ("gateway.endpoints", "gateway.policy", "gateway.http", "gateway.tasks")),
+    ("gateway.contract", ("gateway.endpoints", "gateway.tasks", "gateway.stores")),
+    ("gateway.config", ("gateway.endpoints", "gateway.policy", "gateway.http", "gateway.tasks")),
+    ("gateway.tasks", ("gateway.endpoints",)),
+    ("gateway.artifacts", ("gateway.endpoints", "gateway.policy", "gateway.tasks")),
+)
+
+
+def test_packages_import_only_what_their_layer_may() -> None:
+    for folder in ("gateway", "providers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            module = module_of(path)
+            for package, never in FORBIDDEN:
+                if not inside(module, package):
+                    continue
+                for name in imports_of(path):
+                    bad = [n for n in never if inside(name, n)]
+                    assert not bad, f"{module} imports {name}, which {package} must not"
+
+
+def test_endpoints_never_import_each_other() -> None:
+    for path in (ROOT / "gateway" / "endpoints").glob("*.py"):
+        module = module_of(path)
+        if module.endswith((".routes", ".endpoints")):
+            continue  # the route table lists them all
+        for name in imports_of(path):
+            assert not (inside(name, "gateway.endpoints") and name != module), (module, name)
+
+
+def test_no_import_cycles_between_modules() -> None:
+    graph: dict[str, set[str]] = {}
+    for folder in ("gateway", "providers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            graph[module_of(path)] = set()
+    for folder in ("gateway", "providers"):
+        for path in (ROOT / folder).rglob("*.py"):
+            graph[module_of(path)] = {n for n in imports_of(path) if n in graph}
+    done: set[str] = set()
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            cycle = [*trail[trail.index(module) :], module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for name in sorted(graph[module]):
+            visit(name, [*trail, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
 
 
 def test_no_module_over_the_size_limit_and_every_module_says_what_it_owns() -> None:
