@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
 
-from gateway.contract.chat_validate import validate_chat
-from gateway.contract.errors import GatewayError, error_event, error_response, from_upstream
+from gateway.config.settings import KeySettings
+from gateway.contract.chat_validate import ChatRequest, validate_chat
+from gateway.contract.errors import GatewayError, error_event, from_upstream
 from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
 from gateway.http.body import read_json_object
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
+from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
 from gateway.policy.relay import Relay
@@ -54,7 +57,42 @@ def tokens_used(ctx: RequestContext) -> int | None:
     return ctx.prompt_tokens + ctx.completion_tokens
 
 
-class ChatEndpoint:
+class PreparedChat(Prepared):
+    """A chat request past validation and model resolution, holding a load-shedding slot."""
+
+    __slots__ = ("body", "chat", "ctx", "limiter", "path", "plan", "reservation", "shedder")
+
+    def __init__(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        chat: ChatRequest,
+        plan: list[Candidate],
+        endpoint: ChatEndpoint,
+    ) -> None:
+        self.ctx = request.ctx
+        self.path = request.path
+        self.body = body
+        self.chat = chat
+        self.plan = plan
+        self.limiter = endpoint.limiter
+        self.shedder = endpoint.shedder
+        self.reservation: Reservation | None = None
+
+    def fingerprint(self) -> str:
+        return Idempotency.fingerprint("POST", self.path, self.body)
+
+    async def settle(self) -> None:
+        self.shedder.exit()
+        if self.reservation is not None:
+            await self.limiter.settle(
+                self.reservation, self.ctx.model_served, tokens_used(self.ctx)
+            )
+
+
+class ChatEndpoint(CreateEndpoint[PreparedChat]):
+    keeps_errors = True  # a provider's 400 is the answer to this body: replay it
+
     def __init__(
         self,
         keys: KeyRing,
@@ -67,75 +105,59 @@ class ChatEndpoint:
         idempotency: Idempotency,
         body_limit: int,
     ) -> None:
-        self._keys = keys
+        super().__init__(keys, idempotency)
         self._catalog = catalog
         self._relay = relay
         self._metrics = metrics
-        self._limiter = limiter
-        self._shedder = shedder
-        self._idempotency = idempotency
+        self.limiter = limiter
+        self.shedder = shedder
         self._body_limit = body_limit
 
-    async def __call__(self, request: Request) -> None:
-        # One frame for the whole request (see gateway/http/middleware.py on why depth matters).
+    async def prepare(self, request: Request, key: KeySettings) -> PreparedChat:
         ctx = request.ctx
-        key = self._keys.authenticate(request)
         # The body is read before taking a concurrency slot: a client sending it slowly must
         # not hold a slot (the server's body deadline bounds how long it may take).
         body = await read_json_object(request, self._body_limit)
-        self._shedder.enter()
-        ticket: Ticket | None = None
-        reservation: Reservation | None = None
+        self.shedder.enter()
         try:
             chat = validate_chat(body)
             ctx.stream = chat.stream
             capability = "chat.stream" if chat.stream else "chat"
             plan = self._catalog.resolve(chat.model, key, capability)
-            # Logged only once it names a real model: an unknown name is client text, kept out.
-            ctx.model_asked = chat.model
-            ticket = await self._idempotency.begin(request, key.name, body)
-            if ctx.replayed:
-                return
-            plan, reservation = await self._limiter.admit(key, plan, chat)
-            call = ChatCall(
-                body=body,
-                upstream_model="",
-                request_id=ctx.request_id,
-                stream=chat.stream,
-                include_usage=chat.include_usage,
-            )
-            headers = reservation.headers if reservation is not None else []
-            if chat.stream:
-                await self._stream(request, plan, call, headers, ticket)
-            else:
-                await self._complete(request, plan, call, headers, ticket)
-        except GatewayError as error:
-            if ticket is None or error.spec.retryable:
-                raise
-            await self._answer_and_keep(request, error, ticket)
-        finally:
-            self._shedder.exit()
-            if ticket is not None:
-                await self._idempotency.release(ticket)  # unless finished: then a no-op
-            if reservation is not None:
-                await self._limiter.settle(reservation, ctx.model_served, tokens_used(ctx))
+        except BaseException:
+            self.shedder.exit()
+            raise
+        # Logged only once it names a real model: an unknown name is client text, kept out.
+        ctx.model_asked = chat.model
+        return PreparedChat(request, body, chat, plan, self)
 
-    async def _answer_and_keep(self, request: Request, error: GatewayError, ticket: Ticket) -> None:
-        """A final (non-retryable) error under an Idempotency-Key is kept and replayed too."""
-        request.ctx.error_code = error.code
-        status, headers, body = error_response(error, request.ctx.request_id)
-        ticket.record(body)
-        await self._idempotency.finish(ticket, status, b"application/json")
-        await request.respond_bytes(status, body, headers)
+    def run(
+        self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
+    ) -> Awaitable[None]:
+        if prepared.chat.stream:
+            return self._stream(request, key, prepared, ticket)
+        return self._complete(request, key, prepared, ticket)
+
+    async def _admit(
+        self, request: Request, key: KeySettings, prepared: PreparedChat
+    ) -> tuple[list[Candidate], ChatCall, RawHeaders]:
+        """Rate limits (which may narrow the plan) and the call the relay makes."""
+        plan, prepared.reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
+        chat = prepared.chat
+        call = ChatCall(
+            body=prepared.body,
+            upstream_model="",
+            request_id=request.ctx.request_id,
+            stream=chat.stream,
+            include_usage=chat.include_usage,
+        )
+        reservation = prepared.reservation
+        return plan, call, reservation.headers if reservation is not None else []
 
     async def _complete(
-        self,
-        request: Request,
-        plan: list[Candidate],
-        call: ChatCall,
-        headers: RawHeaders,
-        ticket: Ticket | None,
+        self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
+        plan, call, headers = await self._admit(request, key, prepared)
         async with cancel_on_disconnect(request) as guard:
             candidate, answer = await self._relay.complete(plan, call, request.ctx)
             answer["model"] = candidate.model.id
@@ -148,13 +170,9 @@ class ChatEndpoint:
             await request.respond_bytes(200, body, [*JSON_HEADERS, *headers])
 
     async def _stream(
-        self,
-        request: Request,
-        plan: list[Candidate],
-        call: ChatCall,
-        headers: RawHeaders,
-        ticket: Ticket | None,
+        self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
+        plan, call, headers = await self._admit(request, key, prepared)
         ctx = request.ctx
         send = request.send
         async with cancel_on_disconnect(request) as guard:

@@ -12,15 +12,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.artifacts.files import Artifacts
+from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError
 from gateway.contract.ids import new_task_id
-from gateway.contract.music_validate import reference_mode_for, supporting, validate_music
+from gateway.contract.music_validate import (
+    MusicAsk,
+    reference_mode_for,
+    supporting,
+    validate_music,
+)
 from gateway.http.asgi import Request
 from gateway.http.body import read_json_object
 from gateway.policy.auth import KeyRing
+from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import RateLimiter
-from gateway.policy.routing import Catalog
+from gateway.policy.routing import Candidate, Catalog
 from gateway.stores.base import Task, TaskStore
 from gateway.tasks.runner import TaskRunner
 from providers.music.base import MusicAdapter
@@ -46,7 +53,24 @@ def public_task(task: Task) -> dict[str, Any]:
     return body
 
 
-class MusicEndpoint:
+class PreparedMusic(Prepared):
+    """A music request past validation, model and reference checks."""
+
+    __slots__ = ("ask", "body", "path", "plan")
+
+    def __init__(
+        self, path: str, body: dict[str, Any], ask: MusicAsk, plan: list[Candidate]
+    ) -> None:
+        self.path = path
+        self.body = body
+        self.ask = ask
+        self.plan = plan
+
+    def fingerprint(self) -> str:
+        return Idempotency.fingerprint("POST", self.path, self.body)
+
+
+class MusicEndpoint(CreateEndpoint[PreparedMusic]):
     def __init__(
         self,
         keys: KeyRing,
@@ -60,65 +84,61 @@ class MusicEndpoint:
         idempotency: Idempotency,
         body_limit: int,
     ) -> None:
-        self._keys = keys
+        super().__init__(keys, idempotency)
         self._catalog = catalog
         self._adapters = adapters
         self._artifacts = artifacts
         self._tasks = tasks
         self._runner = runner
         self._limiter = limiter
-        self._idempotency = idempotency
         self._body_limit = body_limit
 
-    async def __call__(self, request: Request) -> None:
-        ctx = request.ctx
-        key = self._keys.authenticate(request)
+    async def prepare(self, request: Request, key: KeySettings) -> PreparedMusic:
         body = await read_json_object(request, self._body_limit)
         ask = validate_music(body)
         plan = supporting(
             ask, self._catalog.resolve(ask.model, key, ask.capability), self._adapters
         )
-        ctx.model_asked = ask.model
+        request.ctx.model_asked = ask.model
         if ask.reference_artifact_id is not None:
             try:
                 await self._artifacts.lookup(ask.reference_artifact_id, key.name)
             except GatewayError as error:
                 error.details = [{"field": "reference_artifact_id", "issue": "no such artifact"}]
                 raise
-        ticket: Ticket | None = await self._idempotency.begin(request, key.name, body)
-        if ctx.replayed:
-            return
-        try:
-            plan, _ = await self._limiter.admit(key, plan, None)
-            first = plan[0]
-            params = ask.params()
-            params["reference_mode"] = reference_mode_for(
-                ask, self._adapters[first.deployment.provider]
-            )
-            params["plan"] = [
-                {
-                    "model": c.model.id,
-                    "provider": c.deployment.provider,
-                    "upstream_model": c.deployment.model,
-                }
-                for c in plan
-            ]
-            now = self._artifacts.now()
-            task = Task(
-                task_id=new_task_id(),
-                owner=key.name,
-                type=ask.capability,
-                status="queued",
-                model=first.model.id,
-                created_at=now,
-                updated_at=now,
-                params=params,
-                request_id=ctx.request_id,
-            )
-            await self._tasks.create(task)
-            ctx.model_served = first.model.id
-            self._runner.launch(task)
-            await self._idempotency.respond_and_keep(request, ticket, 202, public_task(task))
-        finally:
-            if ticket is not None:
-                await self._idempotency.release(ticket)  # unless kept: then a no-op
+        return PreparedMusic(request.path, body, ask, plan)
+
+    async def run(
+        self, request: Request, key: KeySettings, prepared: PreparedMusic, ticket: Ticket | None
+    ) -> None:
+        ask = prepared.ask
+        plan, _ = await self._limiter.admit(key, prepared.plan, None)
+        first = plan[0]
+        params = ask.params()
+        params["reference_mode"] = reference_mode_for(
+            ask, self._adapters[first.deployment.provider]
+        )
+        params["plan"] = [
+            {
+                "model": c.model.id,
+                "provider": c.deployment.provider,
+                "upstream_model": c.deployment.model,
+            }
+            for c in plan
+        ]
+        now = self._artifacts.now()
+        task = Task(
+            task_id=new_task_id(),
+            owner=key.name,
+            type=ask.capability,
+            status="queued",
+            model=first.model.id,
+            created_at=now,
+            updated_at=now,
+            params=params,
+            request_id=request.ctx.request_id,
+        )
+        await self._tasks.create(task)
+        request.ctx.model_served = first.model.id
+        self._runner.launch(task)
+        await self._idempotency.respond_and_keep(request, ticket, 202, public_task(task))

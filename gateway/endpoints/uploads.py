@@ -23,10 +23,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway.artifacts.files import Artifacts, PendingFile, public_artifact
 from gateway.artifacts.media import SNIFF_BYTES, sniff_audio
+from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError, invalid
 from gateway.http.asgi import Request
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
+from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 
 FILE_FIELD = b"file"
@@ -187,7 +189,30 @@ class _Upload:
             )
 
 
-class UploadEndpoint:
+class PreparedUpload(Prepared):
+    """An upload whose whole body is in: the file waiting on disk, not yet published."""
+
+    __slots__ = ("content_type", "filename", "pending")
+
+    def __init__(self, pending: PendingFile, content_type: str, filename: str) -> None:
+        self.pending = pending
+        self.content_type = content_type
+        self.filename = filename
+
+    def fingerprint(self) -> str:
+        # Known only now that every byte is in: the file's digest and its cleaned name.
+        return hashlib.sha256(
+            f"POST /v1/uploads\n{self.pending.sha256}\n{self.filename}".encode()
+        ).hexdigest()
+
+    def before_replay(self) -> None:
+        self.pending.discard()  # the duplicate's file goes before the kept answer is sent
+
+    async def settle(self) -> None:
+        self.pending.discard()  # a no-op once published
+
+
+class UploadEndpoint(CreateEndpoint[PreparedUpload]):
     def __init__(
         self,
         keys: KeyRing,
@@ -196,10 +221,9 @@ class UploadEndpoint:
         limit: int,
         metrics: Metrics,
     ) -> None:
+        super().__init__(keys, idempotency)
         self._metrics = metrics
-        self._keys = keys
         self._artifacts = artifacts
-        self._idempotency = idempotency
         self._limit = limit
         self._body_limit = limit + MULTIPART_SLACK_BYTES
 
@@ -210,8 +234,7 @@ class UploadEndpoint:
             f" plus {MULTIPART_SLACK_BYTES} for the multipart framing.",
         )
 
-    async def __call__(self, request: Request) -> None:
-        key = self._keys.authenticate(request)
+    async def prepare(self, request: Request, key: KeySettings) -> PreparedUpload:
         boundary = _boundary(request)
         declared = request.header(b"content-length")
         if (
@@ -222,33 +245,28 @@ class UploadEndpoint:
         ):
             raise self._body_too_large()
         upload = _Upload(self._artifacts, self._limit)
-        ticket: Ticket | None = None
         try:
             await self._receive(request, boundary, upload)
             if upload.pending is None or upload.content_type is None:
                 raise invalid([{"field": "file", "issue": "a file part named 'file' is required"}])
-            fingerprint = hashlib.sha256(
-                f"POST /v1/uploads\n{upload.pending.sha256}\n{upload.filename}".encode()
-            ).hexdigest()
-            ticket = await self._idempotency.begin_fingerprint(
-                request, key.name, fingerprint, before_replay=upload.pending.discard
-            )
-            if request.ctx.replayed:
-                return
-            record = await self._artifacts.publish(
-                upload.pending,
-                owner=key.name,
-                kind="upload",
-                filename=upload.filename,
-                content_type=upload.content_type,
-            )
-            self._metrics.artifact_bytes.labels("upload").inc(record.bytes)
-            await self._idempotency.respond_and_keep(request, ticket, 200, public_artifact(record))
-        finally:
+        except BaseException:
             if upload.pending is not None:
-                upload.pending.discard()  # a no-op once published
-            if ticket is not None:
-                await self._idempotency.release(ticket)
+                upload.pending.discard()
+            raise
+        return PreparedUpload(upload.pending, upload.content_type, upload.filename)
+
+    async def run(
+        self, request: Request, key: KeySettings, prepared: PreparedUpload, ticket: Ticket | None
+    ) -> None:
+        record = await self._artifacts.publish(
+            prepared.pending,
+            owner=key.name,
+            kind="upload",
+            filename=prepared.filename,
+            content_type=prepared.content_type,
+        )
+        self._metrics.artifact_bytes.labels("upload").inc(record.bytes)
+        await self._idempotency.respond_and_keep(request, ticket, 200, public_artifact(record))
 
     async def _receive(self, request: Request, boundary: bytes, upload: _Upload) -> None:
         reader = _FormReader(boundary)

@@ -56,6 +56,16 @@ class Ticket:
         return b"".join(self._parts)
 
 
+async def render_replay(request: Request, stored: StoredResponse) -> None:
+    """Answer with a kept response, byte for byte, marked ``Idempotent-Replayed: true``."""
+    request.ctx.replayed = True
+    await request.respond_bytes(
+        stored.status,
+        stored.body,
+        [(b"content-type", stored.content_type), (b"idempotent-replayed", b"true")],
+    )
+
+
 class Idempotency:
     def __init__(
         self,
@@ -71,28 +81,17 @@ class Idempotency:
 
     @staticmethod
     def fingerprint(method: str, path: str, body: Any) -> str:
+        """Method, path and the canonical JSON body (key order and whitespace do not matter)."""
         canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
 
-    async def begin(self, request: Request, key_name: str, body: Any) -> Ticket | None:
-        """Claim the request's key, or replay/refuse it. ``None``: no key, or already answered."""
-        if request.header(HEADER) is None:
-            return None
-        fingerprint = self.fingerprint(request.method, request.path, body)
-        return await self.begin_fingerprint(request, key_name, fingerprint)
-
-    async def begin_fingerprint(
-        self,
-        request: Request,
-        key_name: str,
-        fingerprint: str,
-        before_replay: Callable[[], object] | None = None,
-    ) -> Ticket | None:
-        """``begin`` for a request whose fingerprint the endpoint computed itself (uploads).
-
-        ``before_replay`` runs just before a stored answer is replayed (an upload drops its
-        duplicate file first, so the client never sees the answer before the cleanup).
-        """
+    async def claim(
+        self, request: Request, key_name: str, fingerprint: Callable[[], str]
+    ) -> Ticket | StoredResponse | None:
+        """Claim the request's key: a ``Ticket`` to record the answer under, the kept answer to
+        replay (``render_replay``), or ``None`` when the request has no key. Refusals
+        (conflict, still running, unreplayable) raise. ``fingerprint`` is called only when there
+        is a key: canonicalising a body costs, and most requests have none."""
         raw = request.header(HEADER)
         if raw is None:
             return None
@@ -101,10 +100,11 @@ class Idempotency:
                 [{"field": "Idempotency-Key", "issue": "must be 1-255 visible ASCII characters"}]
             )
         scope = f"{key_name}\n{raw.decode()}"
+        bound_to = fingerprint()
         try:
             async with asyncio.timeout(self._settings.wait_s):
                 while True:
-                    claim = await self._store.claim(scope, fingerprint, self._clock())
+                    claim = await self._store.claim(scope, bound_to, self._clock())
                     if claim.state != "in_progress":
                         break
                     await self._store.wait(scope)
@@ -122,18 +122,7 @@ class Idempotency:
                 "The original response to this Idempotency-Key was too large to keep; "
                 "it will not be replayed or run again. Use a new key.",
             )
-        if before_replay is not None:
-            before_replay()
-        await self._replay(request, claim.response)
-        return None
-
-    async def _replay(self, request: Request, stored: StoredResponse) -> None:
-        request.ctx.replayed = True
-        await request.respond_bytes(
-            stored.status,
-            stored.body,
-            [(b"content-type", stored.content_type), (b"idempotent-replayed", b"true")],
-        )
+        return claim.response
 
     async def finish(self, ticket: Ticket, status: int, content_type: bytes) -> None:
         """Keep the recorded response for the window (or remember it as too large)."""

@@ -1,0 +1,91 @@
+"""The create-style POST, written once: authenticate -> prepare -> Idempotency-Key -> run -> settle.
+
+Chat, music and uploads (and every create-style endpoint after them) state only what differs:
+``prepare`` reads and checks the request (body, validation, model resolution) into a
+``Prepared`` that knows its own fingerprint; ``run`` serves it under the claimed ``Ticket`` (or
+``None`` when the request has no key). The pipeline claims the key and renders a replay itself,
+so an endpoint never sees a replayed request, and it always settles: first the prepared
+request's own ``settle`` (a load-shedding slot, a rate-limit reservation, a temporary file),
+then the ticket's release, which is a no-op once the answer was kept.
+
+A failure with a non-retryable code under a claimed key is kept and replayed too when the
+endpoint says so (``keeps_errors``: chat's provider 400s); otherwise any failure frees the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Generic, TypeVar
+
+from gateway.config.settings import KeySettings
+from gateway.contract.errors import GatewayError, error_response
+from gateway.http.asgi import Request
+from gateway.policy.auth import KeyRing
+from gateway.policy.idempotency import Idempotency, Ticket, render_replay
+from gateway.stores.base import StoredResponse
+
+
+class Prepared:
+    """A request that passed every check that comes before its Idempotency-Key."""
+
+    def fingerprint(self) -> str:
+        """What the key is bound to (called only when the request has a key)."""
+        raise NotImplementedError
+
+    def before_replay(self) -> None:
+        """Runs just before a kept answer is replayed (an upload drops its duplicate file)."""
+
+    async def settle(self) -> None:
+        """Runs once the request is over, whatever happened after ``prepare``."""
+
+
+P = TypeVar("P", bound=Prepared)
+
+
+class CreateEndpoint(Generic[P]):
+    """Subclasses implement ``prepare`` and ``run``."""
+
+    keeps_errors = False
+
+    def __init__(self, keys: KeyRing, idempotency: Idempotency) -> None:
+        self._keys = keys
+        self._idempotency = idempotency
+
+    async def prepare(self, request: Request, key: KeySettings) -> P:
+        raise NotImplementedError
+
+    def run(
+        self, request: Request, key: KeySettings, prepared: P, ticket: Ticket | None
+    ) -> Awaitable[None]:
+        """The work and its answer. Returning the endpoint's coroutine rather than awaiting it
+        keeps the call chain one frame shorter for every event a stream relays."""
+        raise NotImplementedError
+
+    async def __call__(self, request: Request) -> None:
+        key = self._keys.authenticate(request)
+        prepared = await self.prepare(request, key)
+        ticket: Ticket | None = None
+        try:
+            claimed = await self._idempotency.claim(request, key.name, prepared.fingerprint)
+            if isinstance(claimed, StoredResponse):
+                prepared.before_replay()
+                await render_replay(request, claimed)
+                return
+            ticket = claimed
+            await self.run(request, key, prepared, ticket)
+        except GatewayError as error:
+            if ticket is None or not self.keeps_errors or error.spec.retryable:
+                raise
+            await self._answer_and_keep(request, error, ticket)
+        finally:
+            await prepared.settle()
+            if ticket is not None:
+                await self._idempotency.release(ticket)  # unless the answer was kept
+
+    async def _answer_and_keep(self, request: Request, error: GatewayError, ticket: Ticket) -> None:
+        """A final (non-retryable) error under an Idempotency-Key, kept and replayed too."""
+        request.ctx.error_code = error.code
+        status, headers, body = error_response(error, request.ctx.request_id)
+        ticket.record(body)
+        await self._idempotency.finish(ticket, status, b"application/json")
+        await request.respond_bytes(status, body, headers)
