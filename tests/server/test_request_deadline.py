@@ -20,7 +20,8 @@ from tests.fakes.server import UvicornServer
 
 CHAT = "/v1/chat/completions"
 READ_TIMEOUT_S = 0.4
-HUNG = {"delay": 5.0}  # far past every deadline below: the upstream never answers in time
+# Far past every deadline below: the upstream never answers in time.
+HUNG: dict[str, Any] = {"delay": 5.0}
 
 
 @functools.cache
