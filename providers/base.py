@@ -66,6 +66,8 @@ class ChatCall:
 
     ``body`` is the validated OpenAI-shaped request; adapters must not mutate it (the relay may
     send the same body to several deployments). ``upstream_model`` is the provider's own model id.
+    ``deadline`` (on the event loop's clock, ``loop.time()``) is when the whole request must have
+    its answer (a stream: its first event); every wait of the call is capped at it.
     """
 
     body: JSON
@@ -73,6 +75,7 @@ class ChatCall:
     request_id: str
     stream: bool = False
     include_usage: bool = False
+    deadline: float | None = None
 
 
 @dataclass(slots=True)

@@ -70,6 +70,13 @@ class RelaySettings:
     max_retry_after_s: float = 5.0  # a longer upstream Retry-After falls back instead of waiting
     cooldown_failures: int = 3
     cooldown_s: float = 30.0
+    # One chat request's deadline across every attempt and fallback (a sync answer: until it is
+    # whole; a stream: until its first event). As long as a provider's default total_timeout_s,
+    # so one whole sync attempt always fits; each attempt is capped at what is left of it.
+    request_timeout_s: float = 600.0
+    # A timed-out attempt may still be running (and billed) upstream: by default it is not
+    # repeated on the same deployment (a fallback to the next one still happens).
+    retry_on_timeout: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +317,8 @@ def _relay(table: Table) -> RelaySettings:
         max_retry_after_s=table.number("max_retry_after_s", d.max_retry_after_s, 0),
         cooldown_failures=table.integer("cooldown_failures", d.cooldown_failures, 1),
         cooldown_s=table.number("cooldown_s", d.cooldown_s, 0),
+        request_timeout_s=table.number("request_timeout_s", d.request_timeout_s, 0.001),
+        retry_on_timeout=table.flag("retry_on_timeout", d.retry_on_timeout),
     )
     table.done()
     return settings

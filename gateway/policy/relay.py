@@ -2,9 +2,12 @@
 
 Retries (with backoff, jitter and the provider's Retry-After) and fallback to the next deployment
 happen only here and only before the first byte reaches the client: ``complete`` returns a whole
-answer, ``open_stream`` returns once the first chunk is in hand. Failing deployments cool down
-(the circuit breaker), and a plan whose deployments are all cooling fails fast with
-``model_unavailable``. ``UpstreamError`` becomes the contract's envelope in ``to_gateway_error``.
+answer, ``open_stream`` returns once the first chunk is in hand. One deadline
+(``request_timeout_s``) covers every attempt and fallback of a request: each attempt's waits are
+capped at what is left of it, and a retry or fallback starts only while some is left. Failing
+deployments cool down (the circuit breaker), and a plan whose deployments are all cooling fails
+fast with ``model_unavailable``. ``UpstreamError`` becomes the contract's envelope in
+``to_gateway_error``.
 """
 
 from __future__ import annotations
@@ -124,8 +127,13 @@ class Relay:
     ) -> tuple[Candidate, T]:
         last_error: UpstreamError | None = None
         tried_deployments = 0
+        # On the event loop's clock, the one the HTTP client's timers run on.
+        loop_time = asyncio.get_running_loop().time
+        deadline = loop_time() + self._settings.request_timeout_s
         for candidate in plan:
             deployment = candidate.deployment
+            if tried_deployments and loop_time() >= deadline:
+                break  # no time left for a fallback
             if not await self._cooldowns.available(deployment.id, self._clock()):
                 continue
             if tried_deployments:
@@ -137,6 +145,7 @@ class Relay:
                 request_id=call.request_id,
                 stream=call.stream,
                 include_usage=call.include_usage,
+                deadline=deadline,
             )
             for number in range(self._settings.attempts_per_deployment):
                 if number:
@@ -164,8 +173,8 @@ class Relay:
                     )
                     last_error = error
                     delay = await self._after_failure(candidate, error, number, ctx)
-                    if delay is None:
-                        break
+                    if delay is None or loop_time() + delay >= deadline:
+                        break  # move on (a fallback, if the deadline leaves time for one)
                     await self._sleep(delay)
                     continue
                 waited = time.perf_counter() - started
@@ -208,6 +217,10 @@ class Relay:
             cool_for = retry_after if retry_after is not None else self._settings.cooldown_s
         cooling = await self._cooldowns.failure(deployment.id, self._clock(), cool_for)
         if cooling or number + 1 >= self._settings.attempts_per_deployment:
+            return None
+        if error.kind == "timeout" and not self._settings.retry_on_timeout:
+            # The timed-out call may still be running (and billed) upstream: do not repeat it
+            # on the same deployment; the next deployment still gets its turn.
             return None
         backoff = min(
             self._settings.backoff_max_s, self._settings.backoff_base_s * (2**number)

@@ -75,6 +75,7 @@ class AnthropicAdapter:
             build_request(call, self._default_max_tokens),
             {"x-request-id": call.request_id},
             error_from_response,
+            call.deadline,
         )
         return parse_message(raw, call.upstream_model)
 
@@ -84,7 +85,11 @@ class AnthropicAdapter:
         payload = build_request(call, self._default_max_tokens)
         translator = StreamTranslator(call.upstream_model)
         async with self._http.open_stream(
-            MESSAGES_PATH, payload, {"x-request-id": call.request_id}, error_from_response
+            MESSAGES_PATH,
+            payload,
+            {"x-request-id": call.request_id},
+            error_from_response,
+            call.deadline,
         ) as batches:
             async for raws in batches:
                 chunks: list[JSON] = []

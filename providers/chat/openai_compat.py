@@ -112,13 +112,18 @@ class OpenAICompatAdapter:
             build_request(call, stream_usage=False),
             {"x-request-id": call.request_id},
             error_from_response,
+            call.deadline,
         )
         return parse_completion(raw)
 
     async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         payload = build_request(call, stream_usage=self._stream_usage)
         async with self._http.open_stream(
-            "/chat/completions", payload, {"x-request-id": call.request_id}, error_from_response
+            "/chat/completions",
+            payload,
+            {"x-request-id": call.request_id},
+            error_from_response,
+            call.deadline,
         ) as batches:
             async for raws in batches:
                 chunks: list[JSON] = []

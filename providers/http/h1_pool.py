@@ -39,8 +39,10 @@ class H1Pool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def acquire(self, wait_s: float) -> Connection:
-        """A connection ready for one exchange; waits at most ``wait_s`` for a free slot."""
+    async def acquire(self, wait_s: float, deadline: float | None = None) -> Connection:
+        """A connection ready for one exchange; waits at most ``wait_s`` for a free slot, and
+        connecting a new one ends by ``deadline`` (loop time) if that is before the connect
+        timeout."""
         if self._closed:
             raise ConnectionResetError("the client is closed")
         idle = self._idle
@@ -59,7 +61,7 @@ class H1Pool:
                 return handed
         else:
             self._open += 1
-        return await self._connect()
+        return await self._connect(deadline)
 
     def release(self, conn: Connection) -> None:
         """Give ``conn`` back after its exchange: kept for reuse if it can be, else closed."""
@@ -103,13 +105,16 @@ class H1Pool:
     def open_connections(self) -> int:
         return self._open
 
-    async def _connect(self) -> Connection:
+    async def _connect(self, deadline: float | None) -> Connection:
         """A new connection in a slot already counted in ``_open``."""
         conn = Connection(self)
         conn.busy = True
         origin = self.origin
+        connected_by = self.loop.time() + self._connect_timeout
+        if deadline is not None and deadline < connected_by:
+            connected_by = deadline
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout_at(connected_by):
                 await self.loop.create_connection(
                     lambda: conn,
                     origin.host,

@@ -13,7 +13,7 @@ from providers.http.transport import transport_error
 
 
 async def sse_batches(
-    conn: Connection, line_timeout: float, max_line_bytes: int
+    conn: Connection, line_timeout: float, max_line_bytes: int, first_by: float | None = None
 ) -> AsyncIterator[list[bytes]]:
     """The ``data:`` payloads of an event stream, batched by network read.
 
@@ -22,9 +22,10 @@ async def sse_batches(
     longer than ``max_line_bytes`` is a broken stream, not a reason to buffer; the events before
     it still go out. Each line must arrive whole within ``line_timeout``: a read timeout that
     restarted with every byte would let a provider dripping bytes hold the stream (and its
-    client) forever.
+    client) forever. The first batch must also arrive by ``first_by`` (loop time), the request's
+    deadline: keep-alive comments do not hold a client past it.
     """
-    deadline = _LineDeadline(conn, line_timeout)
+    deadline = _LineDeadline(conn, line_timeout, first_by)
     pending = b""
     try:
         deadline.start()
@@ -45,6 +46,7 @@ async def sse_batches(
             deadline.stop()
             batch = [line[5:].strip() for line in lines if line.startswith(b"data:")]
             if batch:
+                deadline.until = None  # the stream has started: only the line timeout is left
                 yield batch
             deadline.start()
         if pending.startswith(b"data:"):
@@ -65,19 +67,27 @@ class _LineDeadline:
     when it fires, so a batch costs a clock read rather than a timer of its own.
     """
 
-    __slots__ = ("_conn", "_loop", "_seconds", "_since", "_timer")
+    __slots__ = ("_conn", "_loop", "_seconds", "_since", "_timer", "until")
 
-    def __init__(self, conn: Connection, seconds: float) -> None:
+    def __init__(self, conn: Connection, seconds: float, until: float | None = None) -> None:
         self._conn = conn
         self._loop = asyncio.get_running_loop()
         self._seconds = seconds
         self._since: float | None = None  # when the current wait began; None: not waiting
         self._timer: asyncio.TimerHandle | None = None
+        # A time no wait may pass (the request's deadline, until the first batch); only ever
+        # cleared, so a timer armed for it never fires later than needed.
+        self.until = until
+
+    def _due(self, since: float) -> float:
+        due = since + self._seconds
+        until = self.until
+        return due if until is None or due < until else until
 
     def start(self) -> None:
         self._since = self._loop.time()
         if self._timer is None:
-            self._timer = self._loop.call_at(self._since + self._seconds, self._expire)
+            self._timer = self._loop.call_at(self._due(self._since), self._expire)
 
     def stop(self) -> None:
         self._since = None
@@ -91,7 +101,7 @@ class _LineDeadline:
         self._timer = None
         if self._since is None:
             return  # the consumer holds a batch; the next wait arms the timer again
-        due = self._since + self._seconds
+        due = self._due(self._since)
         if self._loop.time() < due:
             self._timer = self._loop.call_at(due, self._expire)
             return

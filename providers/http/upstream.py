@@ -183,15 +183,26 @@ class HttpUpstream:
         )
 
     async def post_json(
-        self, path: str, payload: bytes, headers: Mapping[str, str], on_error: ErrorMapper
+        self,
+        path: str,
+        payload: bytes,
+        headers: Mapping[str, str],
+        on_error: ErrorMapper,
+        request_deadline: float | None = None,
     ) -> bytes:
-        """POST ``payload``; return the 2xx body or raise the mapped ``UpstreamError``."""
+        """POST ``payload``; return the 2xx body or raise the mapped ``UpstreamError``.
+
+        The whole exchange (a pool slot, connecting, the answer) ends by ``total_timeout`` or
+        ``request_deadline`` (loop time), whichever comes first."""
         pool = self._hot_pool()
         settings = self._settings
-        deadline = pool.loop.time() + settings.total_timeout
+        now = pool.loop.time()
+        deadline = now + settings.total_timeout
+        if request_deadline is not None and request_deadline < deadline:
+            deadline = request_deadline
         try:
             request = self._request(path, payload, headers)
-            conn = await pool.acquire(settings.total_timeout)
+            conn = await pool.acquire(deadline - now, request_deadline)
         except Exception as exc:
             raise transport_error(exc) from exc
         try:
@@ -297,25 +308,39 @@ class HttpUpstream:
 
     @asynccontextmanager
     async def open_stream(
-        self, path: str, payload: bytes, headers: Mapping[str, str], on_error: ErrorMapper
+        self,
+        path: str,
+        payload: bytes,
+        headers: Mapping[str, str],
+        on_error: ErrorMapper,
+        request_deadline: float | None = None,
     ) -> AsyncIterator[AsyncIterator[list[bytes]]]:
         """POST ``payload`` and yield an iterator over the SSE ``data:`` payloads of the answer,
         in the batches they arrived in.
 
+        Every wait until the first batch (a pool slot, connecting, the head, the first event)
+        also ends at ``request_deadline`` (loop time); after it, only the read timeout applies.
         On any exit other than the provider's normal end, the connection is closed rather than
         returned to the pool, so a client that goes away also cancels the upstream request.
         """
         pool = self._hot_pool()
         read_timeout = self._settings.read_timeout
+        wait = read_timeout
+        if request_deadline is not None:
+            wait = min(wait, request_deadline - pool.loop.time())
         try:
             request = self._request(path, payload, headers)
-            conn = await pool.acquire(read_timeout)
+            conn = await pool.acquire(wait, request_deadline)
         except Exception as exc:
             raise transport_error(exc) from exc
         try:
             try:
                 conn.send(
-                    request, stream=True, limit=self._max_response_bytes, read_timeout=read_timeout
+                    request,
+                    stream=True,
+                    limit=self._max_response_bytes,
+                    read_timeout=read_timeout,
+                    deadline=request_deadline,
                 )
                 status, response_headers = await conn.read_head()
                 if status >= 300:
@@ -327,7 +352,10 @@ class HttpUpstream:
                 raise transport_error(exc) from exc
             conn.stop_deadline()  # from here each line has a deadline of its own
             yield sse_batches(
-                conn, read_timeout, min(self._max_response_bytes, MAX_EVENT_LINE_BYTES)
+                conn,
+                read_timeout,
+                min(self._max_response_bytes, MAX_EVENT_LINE_BYTES),
+                first_by=request_deadline,
             )
         finally:
             pool.release(conn)  # kept for reuse only if the exchange ended cleanly

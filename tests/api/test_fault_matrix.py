@@ -75,7 +75,8 @@ class Row:
 
 
 SERVER_ERROR = failed_over("upstream_error", "server_error")
-TIMED_OUT = failed_over("upstream_timeout", "timeout")
+# A timed-out call may still run upstream: not repeated on its deployment, but fallen back from.
+TIMED_OUT = failed_over("upstream_timeout", "timeout", tries=1)
 AUTH_FAILED = failed_over("upstream_error", "auth_error", tries=1)  # rests at once, falls back
 RATE_LIMITED = failed_over("rate_limited", "rate_limited")
 MID_ERROR = broke_mid_stream("upstream_error")
