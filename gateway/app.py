@@ -1,53 +1,32 @@
 """``create_app``: builds the whole gateway from ``Settings``; nothing happens at import time.
 
 The returned object is a plain ASGI application. Its lifespan opens the adapters' connection
-pools and closes them on shutdown. The route table defined here drives both dispatch and
-``/openapi.json``.
+pools and closes them on shutdown. The route table is ``gateway.endpoints.routes``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
-
-from gateway import __version__
 from gateway.artifacts.files import ArtifactFiles, Artifacts
 from gateway.config.settings import Settings
-from gateway.contract.errors import GatewayError
 from gateway.contract.openapi import build_openapi
-from gateway.contract.schemas import (
-    CHAT_REQUEST,
-    CHAT_RESPONSE,
-    CHAT_STREAM,
-    HEALTH,
-    MODEL,
-    MODEL_LIST,
-)
-from gateway.contract.schemas_music import (
-    ARTIFACT,
-    MUSIC_REQUEST,
-    TASK,
-    TASK_LIST,
-    TASK_QUERY,
-    UPLOAD_REQUEST,
-)
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
+from gateway.endpoints.operations import OperationsEndpoints
+from gateway.endpoints.routes import route_table
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
-from gateway.http.asgi import ASGIApp, Receive, Request, Scope, Send
+from gateway.http.asgi import ASGIApp, Receive, Scope, Send
 from gateway.http.middleware import EdgeMiddleware
-from gateway.http.router import Route, Router
+from gateway.http.router import Router
 from gateway.metrics import Metrics
-from gateway.policy.auth import KeyRing, bearer_token
+from gateway.policy.auth import KeyRing
 from gateway.policy.idempotency import Idempotency
 from gateway.policy.ratelimit import LoadShedder, RateLimiter
 from gateway.policy.relay import Relay
@@ -57,10 +36,6 @@ from gateway.tasks.runner import TaskRunner
 from providers.base import ChatAdapter
 from providers.music.base import MusicAdapter
 from providers.registry import ADAPTERS, MUSIC_ADAPTERS, build_adapter, build_music_adapter
-
-
-def _json(schema: dict[str, object]) -> dict[str, object]:
-    return {"application/json": {"schema": schema}}
 
 
 class Gateway:
@@ -147,127 +122,17 @@ class Gateway:
         )
         artifact_api = ArtifactEndpoints(keys, self.artifacts)
         tasks = TaskEndpoints(keys, self.task_store, self.runner)
-        self.routes = [
-            Route(
-                "POST",
-                "/v1/chat/completions",
-                chat,
-                "Create a chat completion (OpenAI-compatible; stream with stream: true)",
-                "Chat",
-                request_schema=CHAT_REQUEST,
-                responses={
-                    200: {**_json(CHAT_RESPONSE), "text/event-stream": {"schema": CHAT_STREAM}}
-                },
-            ),
-            Route(
-                "GET",
-                "/v1/models",
-                models.list_models,
-                "List the models this key may use",
-                "Models",
-                responses={200: _json(MODEL_LIST)},
-            ),
-            Route(
-                "GET",
-                "/v1/models/{id}",
-                models.get_model,
-                "Inspect one model",
-                "Models",
-                responses={200: _json(MODEL)},
-            ),
-            Route(
-                "POST",
-                "/v1/music/generations",
-                music,
-                "Create a music generation task (text-to-music, or reference audio)",
-                "Music",
-                request_schema=MUSIC_REQUEST,
-                responses={202: _json(TASK)},
-            ),
-            Route(
-                "POST",
-                "/v1/uploads",
-                uploads,
-                "Upload one audio file (multipart field 'file', up to 100 MB)",
-                "Uploads",
-                request_schema=UPLOAD_REQUEST,
-                request_media="multipart/form-data",
-                responses={200: _json(ARTIFACT)},
-            ),
-            Route(
-                "GET",
-                "/v1/artifacts/{id}",
-                artifact_api.metadata,
-                "Inspect an artifact (an upload or generated audio)",
-                "Artifacts",
-                responses={200: _json(ARTIFACT)},
-            ),
-            Route(
-                "GET",
-                "/v1/artifacts/{id}/content",
-                artifact_api.content,
-                "Download an artifact's bytes (Range supported)",
-                "Artifacts",
-                responses={
-                    200: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
-                    206: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
-                },
-            ),
-            Route(
-                "GET",
-                "/v1/tasks",
-                tasks.list,
-                "List this key's tasks, newest first",
-                "Tasks",
-                query=tuple(TASK_QUERY),
-                responses={200: _json(TASK_LIST)},
-            ),
-            Route(
-                "GET",
-                "/v1/tasks/{id}",
-                tasks.get,
-                "Inspect a task",
-                "Tasks",
-                responses={200: _json(TASK)},
-            ),
-            Route(
-                "POST",
-                "/v1/tasks/{id}/cancel",
-                tasks.cancel,
-                "Cancel a task (final at once; the provider is told where it can be)",
-                "Tasks",
-                responses={200: _json(TASK)},
-            ),
-            Route(
-                "GET",
-                "/v1/health",
-                self.health,
-                "Service health (no auth, no upstream call)",
-                "Health",
-                auth=False,
-                responses={200: _json(HEALTH)},
-            ),
-            Route(
-                "GET",
-                "/metrics",
-                self.metrics_text,
-                "Prometheus metrics",
-                "Operations",
-                auth=False,
-                public=False,
-            ),
-            Route(
-                "GET",
-                "/openapi.json",
-                self.openapi,
-                "This specification",
-                "Operations",
-                auth=False,
-                public=False,
-            ),
-        ]
-        self._openapi_body = orjson.dumps(build_openapi(self.routes))
-        self._health_body = orjson.dumps({"status": "ok", "version": __version__})
+        self.operations = OperationsEndpoints(self.metrics, settings.server.metrics_token)
+        self.routes = route_table(
+            chat=chat,
+            models=models,
+            music=music,
+            uploads=uploads,
+            artifacts=artifact_api,
+            tasks=tasks,
+            operations=self.operations,
+        )
+        self.operations.publish(build_openapi(self.routes))
         router = Router(self.routes, keys.authenticate)
         self._app: ASGIApp = EdgeMiddleware(router, self.metrics)
 
@@ -304,25 +169,6 @@ class Gateway:
                 await self.stores.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-
-    async def health(self, request: Request) -> None:
-        await request.respond_bytes(200, self._health_body)
-
-    async def openapi(self, request: Request) -> None:
-        await request.respond_bytes(200, self._openapi_body)
-
-    async def metrics_text(self, request: Request) -> None:
-        token = self.settings.server.metrics_token
-        if token is not None:
-            presented = bearer_token(request) or b""
-            # Digests of equal length: the comparison reveals nothing, not even the length.
-            if not hmac.compare_digest(
-                hashlib.sha256(presented).digest(), hashlib.sha256(token.encode()).digest()
-            ):
-                raise GatewayError("invalid_api_key", "GET /metrics needs the metrics token.")
-        await request.respond_bytes(
-            200, self.metrics.render(), [(b"content-type", b"text/plain; version=0.0.4")]
-        )
 
 
 def create_app(

@@ -172,6 +172,6 @@ def health_path(tmp_path: Path) -> str:
         storage=dataclasses.replace(settings().storage, path=str(tmp_path)),
     )
     app = create_app(offline)
-    (route,) = [r for r in app.routes if r.handler == app.health]
+    (route,) = [r for r in app.routes if r.handler == app.operations.health]
     assert route.method == "GET" and not route.auth
     return route.path

@@ -19,7 +19,7 @@ DOC = (ROOT / "docs" / "api.md").read_text()
 
 def test_every_route_of_the_openapi_document_is_described() -> None:
     app = create_app(load_settings(env={}))
-    spec = orjson.loads(app._openapi_body)
+    spec = orjson.loads(app.operations.openapi_body)
     missing = [
         f"{method.upper()} {path}"
         for path, operations in spec["paths"].items()

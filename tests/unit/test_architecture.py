@@ -120,7 +120,7 @@ def test_openapi_is_valid_and_lists_every_public_route() -> None:
     app = create_app(load_settings(env={}))
     import orjson
 
-    spec = orjson.loads(app._openapi_body)
+    spec = orjson.loads(app.operations.openapi_body)
     validate(spec)
     listed = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
     public = {(r.method, r.path) for r in app.routes if r.public}

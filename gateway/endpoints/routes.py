@@ -1,0 +1,165 @@
+"""The route table: every route, its handler and what ``/openapi.json`` says of it.
+
+The same table drives dispatch (``gateway.http.router``) and the OpenAPI document
+(``gateway.contract.openapi``). It is the one module that knows every endpoint.
+"""
+
+from __future__ import annotations
+
+from gateway.contract.schemas import (
+    CHAT_REQUEST,
+    CHAT_RESPONSE,
+    CHAT_STREAM,
+    HEALTH,
+    MODEL,
+    MODEL_LIST,
+)
+from gateway.contract.schemas_music import (
+    ARTIFACT,
+    MUSIC_REQUEST,
+    TASK,
+    TASK_LIST,
+    TASK_QUERY,
+    UPLOAD_REQUEST,
+)
+from gateway.endpoints.artifacts import ArtifactEndpoints
+from gateway.endpoints.chat import ChatEndpoint
+from gateway.endpoints.models import CatalogEndpoints
+from gateway.endpoints.music import MusicEndpoint
+from gateway.endpoints.operations import OperationsEndpoints
+from gateway.endpoints.tasks import TaskEndpoints
+from gateway.endpoints.uploads import UploadEndpoint
+from gateway.http.router import Route
+
+
+def _json(schema: dict[str, object]) -> dict[str, object]:
+    return {"application/json": {"schema": schema}}
+
+
+def route_table(
+    *,
+    chat: ChatEndpoint,
+    models: CatalogEndpoints,
+    music: MusicEndpoint,
+    uploads: UploadEndpoint,
+    artifacts: ArtifactEndpoints,
+    tasks: TaskEndpoints,
+    operations: OperationsEndpoints,
+) -> list[Route]:
+    return [
+        Route(
+            "POST",
+            "/v1/chat/completions",
+            chat,
+            "Create a chat completion (OpenAI-compatible; stream with stream: true)",
+            "Chat",
+            request_schema=CHAT_REQUEST,
+            responses={200: {**_json(CHAT_RESPONSE), "text/event-stream": {"schema": CHAT_STREAM}}},
+        ),
+        Route(
+            "GET",
+            "/v1/models",
+            models.list_models,
+            "List the models this key may use",
+            "Models",
+            responses={200: _json(MODEL_LIST)},
+        ),
+        Route(
+            "GET",
+            "/v1/models/{id}",
+            models.get_model,
+            "Inspect one model",
+            "Models",
+            responses={200: _json(MODEL)},
+        ),
+        Route(
+            "POST",
+            "/v1/music/generations",
+            music,
+            "Create a music generation task (text-to-music, or reference audio)",
+            "Music",
+            request_schema=MUSIC_REQUEST,
+            responses={202: _json(TASK)},
+        ),
+        Route(
+            "POST",
+            "/v1/uploads",
+            uploads,
+            "Upload one audio file (multipart field 'file', up to 100 MB)",
+            "Uploads",
+            request_schema=UPLOAD_REQUEST,
+            request_media="multipart/form-data",
+            responses={200: _json(ARTIFACT)},
+        ),
+        Route(
+            "GET",
+            "/v1/artifacts/{id}",
+            artifacts.metadata,
+            "Inspect an artifact (an upload or generated audio)",
+            "Artifacts",
+            responses={200: _json(ARTIFACT)},
+        ),
+        Route(
+            "GET",
+            "/v1/artifacts/{id}/content",
+            artifacts.content,
+            "Download an artifact's bytes (Range supported)",
+            "Artifacts",
+            responses={
+                200: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                206: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+            },
+        ),
+        Route(
+            "GET",
+            "/v1/tasks",
+            tasks.list,
+            "List this key's tasks, newest first",
+            "Tasks",
+            query=tuple(TASK_QUERY),
+            responses={200: _json(TASK_LIST)},
+        ),
+        Route(
+            "GET",
+            "/v1/tasks/{id}",
+            tasks.get,
+            "Inspect a task",
+            "Tasks",
+            responses={200: _json(TASK)},
+        ),
+        Route(
+            "POST",
+            "/v1/tasks/{id}/cancel",
+            tasks.cancel,
+            "Cancel a task (final at once; the provider is told where it can be)",
+            "Tasks",
+            responses={200: _json(TASK)},
+        ),
+        Route(
+            "GET",
+            "/v1/health",
+            operations.health,
+            "Service health (no auth, no upstream call)",
+            "Health",
+            auth=False,
+            responses={200: _json(HEALTH)},
+        ),
+        Route(
+            "GET",
+            "/metrics",
+            operations.metrics_text,
+            "Prometheus metrics",
+            "Operations",
+            auth=False,
+            public=False,
+        ),
+        Route(
+            "GET",
+            "/openapi.json",
+            operations.openapi,
+            "This specification",
+            "Operations",
+            auth=False,
+            public=False,
+        ),
+    ]
