@@ -26,7 +26,7 @@ from gateway.policy.auth import KeyRing
 from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
-from gateway.policy.relay import Relay
+from gateway.policy.relay import Relay, RelayOutcome
 from gateway.policy.routing import Candidate, Catalog
 from providers.base import JSON, ChatCall, UpstreamError
 
@@ -46,6 +46,14 @@ def record_usage(ctx: RequestContext, usage: Any) -> None:
             ctx.prompt_tokens = prompt
         if isinstance(completion, int):
             ctx.completion_tokens = completion
+
+
+def record_outcome(ctx: RequestContext, outcome: RelayOutcome) -> None:
+    """What the relay did, for the access log, the metrics and settling the reservation."""
+    ctx.attempts = outcome.attempts
+    ctx.upstream_seconds = outcome.upstream_seconds
+    ctx.provider = outcome.provider
+    ctx.model_served = outcome.model_served
 
 
 def tokens_used(ctx: RequestContext) -> int | None:
@@ -159,7 +167,11 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
     ) -> None:
         plan, call, headers = await self._admit(request, key, prepared)
         async with cancel_on_disconnect(request) as guard:
-            candidate, answer = await self._relay.complete(plan, call, request.ctx)
+            outcome = RelayOutcome()
+            try:
+                candidate, answer = await self._relay.complete(plan, call, outcome)
+            finally:
+                record_outcome(request.ctx, outcome)
             answer["model"] = candidate.model.id
             record_usage(request.ctx, answer.get("usage"))
             body = orjson.dumps(answer)
@@ -176,7 +188,11 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         ctx = request.ctx
         send = request.send
         async with cancel_on_disconnect(request) as guard:
-            opened = await self._relay.open_stream(plan, call, ctx)
+            outcome = RelayOutcome()
+            try:
+                opened = await self._relay.open_stream(plan, call, outcome)
+            finally:
+                record_outcome(ctx, outcome)
             model_id = opened.candidate.model.id
             self._metrics.open_streams.inc()
             try:

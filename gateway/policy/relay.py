@@ -6,14 +6,14 @@ answer, ``open_stream`` returns once the first chunk is in hand. One deadline
 (``request_timeout_s``) covers every attempt and fallback of a request: each attempt's waits are
 capped at what is left of it, and a retry or fallback starts only while some is left. Failing
 deployments cool down (the circuit breaker), and a plan whose deployments are all cooling fails
-fast with ``model_unavailable``. ``UpstreamError`` becomes the contract's envelope in
-``to_gateway_error``.
+fast with ``model_unavailable``. An ``UpstreamError`` that ends the plan becomes the contract's
+error by ``gateway.contract.errors.from_upstream``. What the run took (attempts, upstream
+seconds, who served) is written to the caller's ``RelayOutcome``, never to the request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -23,8 +23,7 @@ from typing import Any, TypeVar
 import structlog
 
 from gateway.config.settings import RelaySettings
-from gateway.contract.errors import GatewayError
-from gateway.http.asgi import RequestContext
+from gateway.contract.errors import GatewayError, from_upstream
 from gateway.metrics import UPSTREAM_OUTCOMES, Metrics
 from gateway.policy.routing import Candidate
 from gateway.stores.base import CooldownStore
@@ -54,25 +53,15 @@ async def _first_chunk(
     return first, chunks
 
 
-def to_gateway_error(error: UpstreamError) -> GatewayError:
-    """The one mapping from an adapter's failure to what the client is told."""
-    if error.kind == "client_error":
-        return GatewayError(
-            "invalid_request",
-            f"The provider rejected the request: {error.message}",
-            # The field the provider named (already checked to be a plain field path), if any.
-            details=[{"field": error.param or "body", "issue": error.message}],
-        )
-    if error.kind == "rate_limited":
-        wait = max(1, math.ceil(error.retry_after or 1))
-        return GatewayError(
-            "rate_limited",
-            "Every deployment of the model is rate limited upstream; retry later.",
-            headers={"retry-after": str(wait)},
-        )
-    if error.kind == "timeout":
-        return GatewayError("upstream_timeout")
-    return GatewayError("upstream_error")
+@dataclass(slots=True)
+class RelayOutcome:
+    """What running a plan took, filled in as it runs (so a failure reports it too): the
+    calls made, the seconds spent waiting on providers, and who served the answer."""
+
+    attempts: int = 0
+    upstream_seconds: float = 0.0
+    provider: str | None = None
+    model_served: str | None = None
 
 
 @dataclass(slots=True)
@@ -105,24 +94,24 @@ class Relay:
         self._rng = rng or random.Random()
 
     def complete(
-        self, plan: list[Candidate], call: ChatCall, ctx: RequestContext
+        self, plan: list[Candidate], call: ChatCall, outcome: RelayOutcome
     ) -> Coroutine[Any, Any, tuple[Candidate, JSON]]:
         """Run the plan for a whole answer. (A plain function returning the loop's coroutine:
         one frame less on every resumption of the request.)"""
-        return self._run(plan, call, ctx, _complete_with)
+        return self._run(plan, call, outcome, _complete_with)
 
     async def open_stream(
-        self, plan: list[Candidate], call: ChatCall, ctx: RequestContext
+        self, plan: list[Candidate], call: ChatCall, outcome: RelayOutcome
     ) -> OpenStream:
         """Run the plan until a stream's first chunk is in hand."""
-        candidate, (first, rest) = await self._run(plan, call, ctx, _first_chunk)
+        candidate, (first, rest) = await self._run(plan, call, outcome, _first_chunk)
         return OpenStream(candidate, first, rest)
 
     async def _run(
         self,
         plan: list[Candidate],
         call: ChatCall,
-        ctx: RequestContext,
+        outcome: RelayOutcome,
         attempt: Callable[[ChatAdapter, ChatCall], Awaitable[T]],
     ) -> tuple[Candidate, T]:
         last_error: UpstreamError | None = None
@@ -150,21 +139,21 @@ class Relay:
             for number in range(self._settings.attempts_per_deployment):
                 if number:
                     self._metrics.retries.labels(candidate.model.id).inc()
-                ctx.attempts += 1
+                outcome.attempts += 1
                 started = time.perf_counter()
                 try:
                     result = await attempt(self._adapters[deployment.provider], routed)
                 except asyncio.CancelledError:
                     # The client went away mid-call: not a provider failure, but worth counting.
                     waited = time.perf_counter() - started
-                    ctx.upstream_seconds += waited
+                    outcome.upstream_seconds += waited
                     self._metrics.upstream_attempt(
                         deployment.provider, candidate.model.id, "canceled", waited
                     )
                     raise
                 except UpstreamError as error:
                     waited = time.perf_counter() - started
-                    ctx.upstream_seconds += waited
+                    outcome.upstream_seconds += waited
                     self._metrics.upstream_attempt(
                         deployment.provider,
                         candidate.model.id,
@@ -172,26 +161,26 @@ class Relay:
                         waited,
                     )
                     last_error = error
-                    delay = await self._after_failure(candidate, error, number, ctx)
+                    delay = await self._after_failure(candidate, error, number, call.request_id)
                     if delay is None or loop_time() + delay >= deadline:
                         break  # move on (a fallback, if the deadline leaves time for one)
                     await self._sleep(delay)
                     continue
                 waited = time.perf_counter() - started
-                ctx.upstream_seconds += waited
+                outcome.upstream_seconds += waited
                 self._metrics.upstream_attempt(
                     deployment.provider, candidate.model.id, "ok", waited
                 )
                 await self._cooldowns.success(deployment.id)
-                ctx.model_served = candidate.model.id
-                ctx.provider = deployment.provider
+                outcome.model_served = candidate.model.id
+                outcome.provider = deployment.provider
                 return candidate, result
         if last_error is None:
             raise GatewayError("model_unavailable")
-        raise to_gateway_error(last_error)
+        raise from_upstream(last_error)
 
     async def _after_failure(
-        self, candidate: Candidate, error: UpstreamError, number: int, ctx: RequestContext
+        self, candidate: Candidate, error: UpstreamError, number: int, request_id: str
     ) -> float | None:
         """Decide what follows a failed attempt: seconds to wait before a retry, or None to move on.
 
@@ -199,11 +188,11 @@ class Relay:
         """
         deployment = candidate.deployment
         if error.kind == "client_error":
-            raise to_gateway_error(error)
+            raise from_upstream(error)
         if error.kind == "auth":
             _log.error(
                 "upstream_auth_failed",
-                request_id=ctx.request_id,
+                request_id=request_id,
                 provider=deployment.provider,
                 deployment=deployment.id,
                 status=error.status,
