@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from bench.floor import serve_floor
-from providers.http.h1 import Origin
+from providers.http.framing import Origin
 from providers.http.h1_pool import H1Pool
 
 Message = MutableMapping[str, Any]

@@ -31,8 +31,8 @@ import structlog
 from gateway.artifacts.files import Artifacts
 from gateway.config.settings import TaskSettings
 from gateway.contract.errors import GatewayError
+from gateway.contract.errors import from_upstream as to_gateway_error
 from gateway.metrics import Metrics
-from gateway.policy.relay import to_gateway_error
 from gateway.stores.base import Artifact, Task, TaskStore
 from gateway.tasks.outputs import store_output
 from providers.base import UpstreamError

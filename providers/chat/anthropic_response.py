@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from providers.base import JSON, UpstreamError, classify_status, clean_message
-from providers.http.upstream import parse_retry_after
+from providers.http.framing import parse_retry_after
 from providers.scrub import STRUCTURAL, Scrubber
 
 # Anthropic's stop_reason -> OpenAI's finish_reason. ``pause_turn`` (a server tool paused a long

@@ -21,7 +21,8 @@ from providers.base import (
     classify_status,
     clean_message,
 )
-from providers.http.upstream import HttpUpstream, parse_retry_after
+from providers.http.framing import parse_retry_after
+from providers.http.upstream import HttpUpstream
 from providers.scrub import STRUCTURAL, Scrubber
 
 

@@ -14,92 +14,23 @@ This module owns one connection and its exchange (``Connection``);
 from __future__ import annotations
 
 import asyncio
-import re
-import ssl
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
-from urllib.parse import urlsplit
+from collections.abc import Callable
+from typing import cast
 
 import httptools
 
 from providers.base import UpstreamError
-
-if TYPE_CHECKING:
-    from providers.http.h1_pool import H1Pool
+from providers.http.framing import ProtocolError
+from providers.http.h1_head import MAX_HEAD_BYTES, MAX_HEAD_FIELDS, HeadSlowPaths
 
 # A stream's unread bytes above this pause reading from the provider until the consumer catches
 # up, so a client that stops reading holds at most this much (plus one read) in memory.
 STREAM_HIGH_WATER = 256 * 1024
 _UNBOUNDED = sys.maxsize
-# A response head (interim heads included) above this many bytes, or with more fields than this,
-# is refused while it arrives: the parser would otherwise hold any amount of it in memory. The
-# trailer section of a chunked body has a budget of the same size.
-MAX_HEAD_BYTES = 64 * 1024
-MAX_HEAD_FIELDS = 256
-# RFC 9112 section 5.2: an obsolete line fold (a line starting with SP or HTAB continues the
-# previous field value) is replaced by one space. httptools refuses folds, so a head that has
-# them is parsed again unfolded; heads without them never pay for this.
-_FOLD = re.compile(rb"[ \t]*\r\n[ \t]+")
-_FOLD_START = re.compile(rb"\r\n[ \t]")
-_HEAD_END = b"\r\n\r\n"
 
 
-class ProtocolError(Exception):
-    """The provider's bytes are not an HTTP/1.1 response this client can read."""
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a pool connects, and the bytes every request to it starts with."""
-
-    host: str
-    port: int
-    tls: ssl.SSLContext | None
-    base_path: str  # the base URL's path, without a trailing slash: prefixed to request paths
-    host_header: bytes
-
-    @classmethod
-    def parse(cls, base_url: str, ca_file: str | None = None) -> Origin:
-        """The origin of ``base_url``; for https, trusting the system's CAs plus ``ca_file``."""
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
-        tls = tls_context(ca_file) if parts.scheme == "https" else None
-        port = parts.port or (443 if tls else 80)
-        netloc = parts.netloc.rpartition("@")[2]  # never send userinfo in Host
-        return cls(
-            host=parts.hostname,
-            port=port,
-            tls=tls,
-            base_path=parts.path.rstrip("/"),
-            host_header=netloc.encode("idna" if not netloc.isascii() else "ascii"),
-        )
-
-
-def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
-    """Certificate-verifying TLS: the system's CAs, plus those in ``ca_file`` (a PEM bundle, for
-    upstreams behind a private CA)."""
-    context = ssl.create_default_context()
-    if ca_file:
-        context.load_verify_locations(cafile=ca_file)
-    return context
-
-
-def encode_headers(headers: Mapping[str, str]) -> bytes:
-    """``name: value\\r\\n`` lines; a CR, LF or NUL in a name or value (header injection) is
-    refused rather than sent."""
-    lines = []
-    for name, value in headers.items():
-        line = f"{name}: {value}\r\n"
-        if line.count("\r") != 1 or "\n" in line[:-1] or "\0" in line:
-            raise ValueError(f"header {name!r} holds a line break")
-        lines.append(line.encode("latin-1"))
-    return b"".join(lines)
-
-
-class Connection(asyncio.Protocol):
+class Connection(HeadSlowPaths, asyncio.Protocol):
     """One keep-alive connection to the origin, and the state of its current exchange."""
 
     __slots__ = (
@@ -107,23 +38,15 @@ class Connection(asyncio.Protocol):
         "_chunks",
         "_complete",
         "_deadline",
-        "_error",
         "_framed",
-        "_head_done",
-        "_head_parts",
-        "_head_size",
-        "_informational",
         "_keep_alive",
         "_limit",
         "_loop",
-        "_parser",
+        "_on_lost",
         "_paused",
-        "_pool",
-        "_raw_headers",
         "_read_timeout",
         "_streaming",
         "_timer",
-        "_unfold_carry",
         "_waiter",
         "busy",
         "closed",
@@ -134,9 +57,13 @@ class Connection(asyncio.Protocol):
         "transport",
     )
 
-    def __init__(self, pool: H1Pool) -> None:
-        self._pool = pool
-        self._loop = pool.loop
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_lost: Callable[[Connection], None]
+    ) -> None:
+        # Told when the connection goes away (the pool forgets it): a callback, not the pool,
+        # so that this module does not depend on the pool's.
+        self._on_lost = on_lost
+        self._loop = loop
         self._parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -288,7 +215,7 @@ class Connection(asyncio.Protocol):
                 self._error = exc or ConnectionResetError("the provider closed the connection")
         self._cancel_timer()
         self._wake()
-        self._pool.lost(self)
+        self._on_lost(self)
 
     def pause_writing(self) -> None:
         pass  # request bodies are written whole; the transport buffers them
@@ -359,78 +286,6 @@ class Connection(asyncio.Protocol):
         self._complete = True
         self._keep_alive = self._parser.should_keep_alive()
         self._wake()
-
-    # --- the head's slow paths: split across reads, too large, folded ------------------------
-
-    def _head_received(self, data: bytes) -> None:
-        """Feed ``data`` that arrived before the final head is whole and is not its first read
-        (or is past the cap): counted against the cap, and kept (until a fold was found) in case
-        the head must be parsed again unfolded."""
-        room = MAX_HEAD_BYTES - self._head_size
-        part = data if len(data) <= room else data[:room]
-        self._head_size += len(part)
-        try:
-            if self._unfold_carry is not None:
-                self._feed_unfolding(part)
-            else:
-                if self._head_parts is None:
-                    self._head_parts = []
-                self._head_parts.append(part)
-                self._parser.feed_data(part)
-        except httptools.HttpParserError as exc:
-            self._head_refused(exc, b"".join(self._head_parts or ()))
-        if part is data or self._error is not None:
-            return
-        if not self._head_done:
-            self._head_too_large()
-            return
-        try:  # the head ended within the cap: what follows it is body
-            self._parser.feed_data(data[room:])
-        except httptools.HttpParserError as exc:
-            self._malformed(exc)
-
-    def _head_refused(self, exc: httptools.HttpParserError, raw: bytes) -> None:
-        """The parser refused the answer. A head (``raw``: all of it so far) with obsolete line
-        folds is parsed again unfolded, by a new parser; anything else is malformed."""
-        if self._head_done or self._unfold_carry is not None or not _FOLD_START.search(raw):
-            self._malformed(exc)
-            return
-        self._parser = httptools.HttpResponseParser(self)
-        self._raw_headers = []
-        self._informational = False
-        self._head_parts = None
-        self._head_size = len(raw)
-        self._unfold_carry = b""
-        try:
-            self._feed_unfolding(raw)
-        except httptools.HttpParserError as again:
-            self._malformed(again)
-
-    def _feed_unfolding(self, data: bytes) -> None:
-        """Feed head bytes with their folds replaced by one space, head by head (interim heads
-        first): the body after the final head is fed as it is. A trailing run of whitespace and
-        line ends may begin a fold or the head's end, so it waits for the next read."""
-        buffer = self._unfold_carry + data if self._unfold_carry else data
-        while (end := buffer.find(_HEAD_END)) >= 0:
-            end += len(_HEAD_END)
-            self._parser.feed_data(_FOLD.sub(b" ", buffer[:end]))
-            buffer = buffer[end:]
-            if self._head_done or self._error is not None:
-                self._unfold_carry = None
-                if buffer and self._error is None:
-                    self._parser.feed_data(buffer)
-                return
-        keep = len(buffer.rstrip(b" \t\r\n"))
-        self._parser.feed_data(_FOLD.sub(b" ", buffer[:keep]))
-        self._unfold_carry = buffer[keep:]
-
-    def _head_too_large(self) -> None:
-        self.fail(UpstreamError("server", "The provider's response head was too large."))
-        self.close()
-
-    def _malformed(self, exc: httptools.HttpParserError) -> None:
-        self.fail(ProtocolError(f"malformed HTTP response: {exc}"))
-        self.close()
 
     # --- internals -------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from providers.http.h1 import Connection, Origin
+from providers.http.framing import Origin
+from providers.http.h1 import Connection
 
 KEEPALIVE_S = 15.0
 
@@ -107,7 +108,7 @@ class H1Pool:
 
     async def _connect(self, deadline: float | None) -> Connection:
         """A new connection in a slot already counted in ``_open``."""
-        conn = Connection(self)
+        conn = Connection(self.loop, self.lost)
         conn.busy = True
         origin = self.origin
         connected_by = self.loop.time() + self._connect_timeout

@@ -10,8 +10,6 @@ error response into an ``UpstreamError``; they never touch either client themsel
 
 from __future__ import annotations
 
-import email.utils
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.http.h1 import Origin, encode_headers, tls_context
+from providers.http.framing import Origin, encode_headers, tls_context
 from providers.http.h1_pool import H1Pool
 from providers.http.sse import sse_batches
 from providers.http.transport import transport_error
@@ -58,28 +56,6 @@ class FormFile:
     path: Path
     filename: str
     content_type: str
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait as the provider says: ``retry-after-ms``, then ``retry-after``."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 class HttpUpstream:

@@ -34,7 +34,8 @@ from typing import Any
 import orjson
 
 from providers.base import ProviderSettings, UpstreamError, classify_status
-from providers.http.upstream import HttpUpstream, parse_retry_after
+from providers.http.framing import parse_retry_after
+from providers.http.upstream import HttpUpstream
 from providers.music.base import (
     MusicJob,
     MusicOutput,

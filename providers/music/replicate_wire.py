@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from providers.base import JSON, UpstreamError, classify_status
-from providers.http.upstream import parse_retry_after
+from providers.http.framing import parse_retry_after
 from providers.music.base import (
     TERMINAL_STATES,
     MusicJob,

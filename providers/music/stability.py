@@ -23,7 +23,8 @@ from typing import Any
 import orjson
 
 from providers.base import ProviderSettings, UpstreamError, classify_status
-from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, FormFile, HttpUpstream, parse_retry_after
+from providers.http.framing import parse_retry_after
+from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, FormFile, HttpUpstream
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
 from providers.scrub import STRUCTURAL, Scrubber
 

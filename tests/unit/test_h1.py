@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from providers.base import UpstreamError
-from providers.http.h1 import MAX_HEAD_BYTES, MAX_HEAD_FIELDS
+from providers.http.h1_head import MAX_HEAD_BYTES, MAX_HEAD_FIELDS
 from tests.fakes.raw_http import (
     JSON_OK,
     LOOPS,

@@ -11,7 +11,7 @@ import pytest
 from providers.base import ChatCall, ProviderSettings, UpstreamError, clean_message
 from providers.chat.local import LocalAdapter
 from providers.chat.openai_compat import build_request, error_from_response, parse_chunk
-from providers.http.upstream import parse_retry_after
+from providers.http.framing import parse_retry_after
 from providers.tokens import count_messages, count_text
 
 
