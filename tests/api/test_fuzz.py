@@ -36,7 +36,7 @@ from gateway.app import create_app
 from gateway.config.settings import settings_from_dict
 from gateway.contract.errors import ERROR_CODES
 from gateway.contract.openapi import build_openapi
-from tests.api.test_abuse import serve
+from tests.api.abuse.support import serve
 from tests.conftest import DEV_KEY, TEST_ENV, auth, wait_until
 from tests.fakes.server import UvicornServer
 
@@ -45,7 +45,7 @@ SEED = int(os.environ.get("BEATRA_FUZZ_SEED", "20240611"))
 # Every check schemathesis has, but: positive_data_acceptance (the spec cannot say which model
 # ids exist, nor rules across fields such as "temperature or top_p"), max_response_time, and
 # the stateful ones (use_after_free, ensure_resource_availability, object_level_authorization:
-# the stateful phase is off; another tenant's resources are covered in test_abuse.py).
+# the stateful phase is off; another tenant's resources are covered in tests/api/abuse/).
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -101,7 +101,7 @@ def schemathesis_config() -> schemathesis.Config:
                 "max-examples": MAX_EXAMPLES,
                 "database": "none",
                 # The key comes from the auth config on every case; what an absent or wrong key
-                # gets is checked once per operation (ignored_auth) and in test_abuse.py.
+                # gets is checked once per operation (ignored_auth) and in tests/api/abuse/.
                 "with-security-parameters": False,
             },
             "phases": {"stateful": {"enabled": False}},
