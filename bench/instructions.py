@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=None, help="wrk connections")
     parser.add_argument("--counter", choices=("auto", "perf", "callgrind"), default="auto")
+    parser.add_argument(
+        "--only", default="", help="comma-separated loads to measure (default: all six)"
+    )
     args = parser.parse_args(argv)
     counter = args.counter
     if counter == "auto":
@@ -206,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         kicks = {"floor": "/", "lean-floor": "/", "gateway": "/v1/health"}
         print(f"counter: {counter}, wrk c={connections} for {duration:g} s")
         print("| load | instructions per request | requests |\n|---|---:|---:|")
+        wanted = set(filter(None, args.only.split(",")))
         for name, port, path, model, stream in TARGETS:
+            if wanted and name not in wanted:
+                continue
             url = f"http://127.0.0.1:{port}{path}"
             run_wrk(url, connections, 2, model=model, stream=stream)  # warm-up
             server = name.removesuffix("-sse")

@@ -18,7 +18,7 @@ import orjson
 from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest, validate_chat
 from gateway.contract.errors import GatewayError, error_event, from_upstream
-from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
+from gateway.http.asgi import JSON_HEADERS, Request, RequestContext
 from gateway.http.body import read_json_object
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
@@ -26,7 +26,7 @@ from gateway.policy.auth import KeyRing
 from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
-from gateway.policy.relay import Relay, RelayOutcome
+from gateway.policy.relay import Relay
 from gateway.policy.routing import Candidate, Catalog
 from providers.base import JSON, ChatCall, UpstreamError
 
@@ -48,14 +48,6 @@ def record_usage(ctx: RequestContext, usage: Any) -> None:
             ctx.completion_tokens = completion
 
 
-def record_outcome(ctx: RequestContext, outcome: RelayOutcome) -> None:
-    """What the relay did, for the access log, the metrics and settling the reservation."""
-    ctx.attempts = outcome.attempts
-    ctx.upstream_seconds = outcome.upstream_seconds
-    ctx.provider = outcome.provider
-    ctx.model_served = outcome.model_served
-
-
 def tokens_used(ctx: RequestContext) -> int | None:
     """What the answer really cost, for settling the reservation (None: unknown)."""
     if ctx.model_served is None:
@@ -68,7 +60,17 @@ def tokens_used(ctx: RequestContext) -> int | None:
 class PreparedChat(Prepared):
     """A chat request past validation and model resolution, holding a load-shedding slot."""
 
-    __slots__ = ("body", "chat", "ctx", "limiter", "path", "plan", "reservation", "shedder")
+    __slots__ = (
+        "body",
+        "call",
+        "chat",
+        "ctx",
+        "limiter",
+        "plan",
+        "request",
+        "reservation",
+        "shedder",
+    )
 
     def __init__(
         self,
@@ -78,24 +80,31 @@ class PreparedChat(Prepared):
         plan: list[Candidate],
         endpoint: ChatEndpoint,
     ) -> None:
+        self.request = request
         self.ctx = request.ctx
-        self.path = request.path
         self.body = body
         self.chat = chat
         self.plan = plan
         self.limiter = endpoint.limiter
         self.shedder = endpoint.shedder
         self.reservation: Reservation | None = None
+        # What the relay sends (each deployment gets a copy naming its own upstream model).
+        self.call = ChatCall(
+            body=body,
+            upstream_model="",
+            request_id=self.ctx.request_id,
+            stream=chat.stream,
+            include_usage=chat.include_usage,
+        )
 
     def fingerprint(self) -> str:
-        return Idempotency.fingerprint("POST", self.path, self.body)
+        return Idempotency.fingerprint("POST", self.request.path, self.body)
 
-    async def settle(self) -> None:
+    def settle(self) -> Awaitable[None] | None:
         self.shedder.exit()
-        if self.reservation is not None:
-            await self.limiter.settle(
-                self.reservation, self.ctx.model_served, tokens_used(self.ctx)
-            )
+        if self.reservation is None:
+            return None
+        return self.limiter.settle(self.reservation, self.ctx.model_served, tokens_used(self.ctx))
 
 
 class ChatEndpoint(CreateEndpoint[PreparedChat]):
@@ -146,32 +155,17 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
             return self._stream(request, key, prepared, ticket)
         return self._complete(request, key, prepared, ticket)
 
-    async def _admit(
-        self, request: Request, key: KeySettings, prepared: PreparedChat
-    ) -> tuple[list[Candidate], ChatCall, RawHeaders]:
-        """Rate limits (which may narrow the plan) and the call the relay makes."""
-        plan, prepared.reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
-        chat = prepared.chat
-        call = ChatCall(
-            body=prepared.body,
-            upstream_model="",
-            request_id=request.ctx.request_id,
-            stream=chat.stream,
-            include_usage=chat.include_usage,
-        )
-        reservation = prepared.reservation
-        return plan, call, reservation.headers if reservation is not None else []
-
     async def _complete(
         self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
-        plan, call, headers = await self._admit(request, key, prepared)
+        # Rate limits come after the Idempotency-Key: a replay is never charged.
+        plan, reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
+        prepared.reservation = reservation
+        call = prepared.call
+        headers = reservation.headers if reservation is not None else []
         async with cancel_on_disconnect(request) as guard:
-            outcome = RelayOutcome()
-            try:
-                candidate, answer = await self._relay.complete(plan, call, outcome)
-            finally:
-                record_outcome(request.ctx, outcome)
+            # The context is the relay's outcome record: what it took is logged from there.
+            candidate, answer = await self._relay.complete(plan, call, request.ctx)
             answer["model"] = candidate.model.id
             record_usage(request.ctx, answer.get("usage"))
             body = orjson.dumps(answer)
@@ -184,15 +178,15 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
     async def _stream(
         self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
-        plan, call, headers = await self._admit(request, key, prepared)
+        # Rate limits come after the Idempotency-Key: a replay is never charged.
+        plan, reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
+        prepared.reservation = reservation
+        call = prepared.call
+        headers = reservation.headers if reservation is not None else []
         ctx = request.ctx
         send = request.send
         async with cancel_on_disconnect(request) as guard:
-            outcome = RelayOutcome()
-            try:
-                opened = await self._relay.open_stream(plan, call, outcome)
-            finally:
-                record_outcome(ctx, outcome)
+            opened = await self._relay.open_stream(plan, call, ctx)
             model_id = opened.candidate.model.id
             self._metrics.open_streams.inc()
             try:

@@ -208,7 +208,7 @@ class PreparedUpload(Prepared):
     def before_replay(self) -> None:
         self.pending.discard()  # the duplicate's file goes before the kept answer is sent
 
-    async def settle(self) -> None:
+    def settle(self) -> None:
         self.pending.discard()  # a no-op once published
 
 

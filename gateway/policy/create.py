@@ -21,6 +21,7 @@ from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError, error_response
 from gateway.http.asgi import Request
 from gateway.policy.auth import KeyRing
+from gateway.policy.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.policy.idempotency import Idempotency, Ticket, render_replay
 from gateway.stores.base import StoredResponse
 
@@ -35,8 +36,10 @@ class Prepared:
     def before_replay(self) -> None:
         """Runs just before a kept answer is replayed (an upload drops its duplicate file)."""
 
-    async def settle(self) -> None:
-        """Runs once the request is over, whatever happened after ``prepare``."""
+    def settle(self) -> Awaitable[None] | None:
+        """Runs once the request is over, whatever happened after ``prepare``; what it returns
+        is awaited (``None``: nothing to wait for, the common case, without a coroutine)."""
+        return None
 
 
 P = TypeVar("P", bound=Prepared)
@@ -66,19 +69,23 @@ class CreateEndpoint(Generic[P]):
         prepared = await self.prepare(request, key)
         ticket: Ticket | None = None
         try:
-            claimed = await self._idempotency.claim(request, key.name, prepared.fingerprint)
-            if isinstance(claimed, StoredResponse):
-                prepared.before_replay()
-                await render_replay(request, claimed)
-                return
-            ticket = claimed
+            # Most requests carry no key: they skip the claim without creating its coroutine.
+            if request.header(IDEMPOTENCY_HEADER) is not None:
+                claimed = await self._idempotency.claim(request, key.name, prepared.fingerprint)
+                if isinstance(claimed, StoredResponse):
+                    prepared.before_replay()
+                    await render_replay(request, claimed)
+                    return
+                ticket = claimed
             await self.run(request, key, prepared, ticket)
         except GatewayError as error:
             if ticket is None or not self.keeps_errors or error.spec.retryable:
                 raise
             await self._answer_and_keep(request, error, ticket)
         finally:
-            await prepared.settle()
+            settling = prepared.settle()
+            if settling is not None:
+                await settling
             if ticket is not None:
                 await self._idempotency.release(ticket)  # unless the answer was kept
 

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -53,15 +53,16 @@ async def _first_chunk(
     return first, chunks
 
 
-@dataclass(slots=True)
-class RelayOutcome:
-    """What running a plan took, filled in as it runs (so a failure reports it too): the
-    calls made, the seconds spent waiting on providers, and who served the answer."""
+class RelayOutcome(Protocol):
+    """Where the relay writes what running a plan took, as it runs (so a failure reports it
+    too): the calls made, the seconds spent waiting on providers, and who served the answer.
+    The request's context is one (chat passes it: the access log reads these), and so is any
+    object with these attributes."""
 
-    attempts: int = 0
-    upstream_seconds: float = 0.0
-    provider: str | None = None
-    model_served: str | None = None
+    attempts: int
+    upstream_seconds: float
+    provider: str | None
+    model_served: str | None
 
 
 @dataclass(slots=True)
