@@ -29,28 +29,9 @@ from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import RateLimiter
 from gateway.policy.routing import Candidate, Catalog
 from gateway.stores.base import Task, TaskStore
+from gateway.tasks.public import public_task
 from gateway.tasks.runner import TaskRunner
 from providers.music.base import MusicAdapter
-
-
-def public_task(task: Task) -> dict[str, Any]:
-    """A task as the API shows it (the runner's bookkeeping stays inside)."""
-    body: dict[str, Any] = {
-        "task_id": task.task_id,
-        "object": "task",
-        "type": task.type,
-        "status": task.status,
-        "model": task.model,
-        "created_at": task.created_at,
-        "updated_at": task.updated_at,
-    }
-    if task.progress is not None:
-        body["progress"] = task.progress
-    if task.result is not None:
-        body["result"] = task.result
-    if task.error is not None:
-        body["error"] = task.error
-    return body
 
 
 class PreparedMusic(Prepared):
