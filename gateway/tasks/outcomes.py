@@ -1,0 +1,63 @@
+"""Recording how a task ended: every write expects the task to be unfinished, so a cancel that
+was stored first always wins and a late result changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from gateway.artifacts.files import Artifacts
+from gateway.contract.errors import GatewayError
+from gateway.metrics import Metrics
+from gateway.stores.base import Task, TaskStore
+from gateway.tasks.active import UNFINISHED
+
+_log = structlog.get_logger("beatra.tasks")
+
+INTERRUPTED_MESSAGE = (
+    "The gateway stopped while this task was running. It was not resubmitted "
+    "(a paid job is never started twice); create a new task to try again."
+)
+INTERRUPTED: dict[str, Any] = {
+    "code": "service_unavailable",
+    "message": INTERRUPTED_MESSAGE,
+    "retryable": True,
+}
+
+
+def error_object(error: GatewayError) -> dict[str, Any]:
+    return {"code": error.code, "message": error.message, "retryable": error.spec.retryable}
+
+
+class Recorder:
+    """Writes a task's end to the store and counts it."""
+
+    def __init__(self, store: TaskStore, artifacts: Artifacts, metrics: Metrics) -> None:
+        self._store = store
+        self._artifacts = artifacts
+        self._metrics = metrics
+
+    async def finish(self, task: Task, changes: dict[str, Any]) -> bool:
+        """Whether the change was recorded (False: the task had already ended)."""
+        now = int(self._artifacts.now())
+        done = await self._store.update(
+            task.task_id, UNFINISHED, {**changes, "updated_at": now, "finished_at": now}
+        )
+        if done is not None:
+            self._metrics.tasks.labels(task.type, changes["status"]).inc()
+        return done is not None
+
+    async def failed(self, task: Task, error: GatewayError) -> None:
+        await self.finish(task, {"status": "failed", "error": error_object(error)})
+
+    async def interrupted(self, task_id: str) -> None:
+        now = int(self._artifacts.now())
+        changes = {
+            "status": "failed",
+            "error": dict(INTERRUPTED),
+            "updated_at": now,
+            "finished_at": now,
+        }
+        if await self._store.update(task_id, UNFINISHED, changes) is not None:
+            _log.warning("task_interrupted", task_id=task_id)
