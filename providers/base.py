@@ -7,15 +7,17 @@ leaves an adapter as one ``UpstreamError`` whose ``kind`` the gateway maps to it
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from providers.scrub import MAX_MESSAGE_CHARS, Scrubber, clean_message
 
 __all__ = ["MAX_MESSAGE_CHARS", "clean_message"]
 
 JSON = dict[str, Any]
+OptionsT = TypeVar("OptionsT")
 
 UpstreamErrorKind = Literal[
     "client_error",  # the provider rejected the request as the client's mistake (400, 404, 422)
@@ -90,11 +92,24 @@ class ProviderSettings:
     read_timeout: float = 60.0
     total_timeout: float = 600.0
     max_connections: int = 256
+    # ``[providers.NAME.options]``, checked at load against the ``Options`` schema of each
+    # adapter of the kind (see ``read_options``).
     options: Mapping[str, Any] = field(default_factory=dict)
     # Cleans the provider's error text of the config's secrets and this provider's upstream
     # model ids, built once from the whole configuration when it is loaded (None: a scrubber
     # that knows only ``api_key``).
     scrubber: Scrubber | None = None
+
+
+def read_options(schema: type[OptionsT], options: Mapping[str, Any]) -> OptionsT:
+    """An adapter's typed options: the fields of ``schema`` (a dataclass) that ``options``
+    gives, the schema's defaults for the rest. Other keys belong to the kind's other adapter.
+
+    The configuration loader has checked every key and type against the schema already, so an
+    adapter reads typed values; nothing here converts them again.
+    """
+    names = {spec.name for spec in dataclasses.fields(schema)}  # type: ignore[arg-type]
+    return schema(**{name: value for name, value in options.items() if name in names})
 
 
 class ChatAdapter(Protocol):

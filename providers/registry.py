@@ -6,7 +6,7 @@ adapter of each.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any, Protocol
 
 from providers.base import ChatAdapter, ProviderSettings
 from providers.chat.anthropic import AnthropicAdapter
@@ -18,18 +18,42 @@ from providers.music.local import LocalMusicAdapter
 from providers.music.replicate import ReplicateMusicAdapter
 from providers.music.stability import StabilityMusicAdapter
 
-ADAPTERS: dict[str, Callable[[ProviderSettings], ChatAdapter]] = {
+
+class AdapterClass(Protocol):
+    """What the configuration needs of an adapter class before building one."""
+
+    # The schema of ``[providers.NAME.options]``: a dataclass whose fields (their types and
+    # defaults) are the options the adapter reads.
+    Options: type[Any]
+    needs_base_url: bool  # False: the adapter connects to nothing (``base_url`` may be left out)
+
+
+class ChatAdapterClass(AdapterClass, Protocol):
+    def __call__(self, settings: ProviderSettings) -> ChatAdapter: ...
+
+
+class MusicAdapterClass(AdapterClass, Protocol):
+    def __call__(self, settings: ProviderSettings) -> MusicAdapter: ...
+
+
+ADAPTERS: dict[str, ChatAdapterClass] = {
     LocalAdapter.kind: LocalAdapter,
     OpenAICompatAdapter.kind: OpenAICompatAdapter,
     AnthropicAdapter.kind: AnthropicAdapter,
 }
 
-MUSIC_ADAPTERS: dict[str, Callable[[ProviderSettings], MusicAdapter]] = {
+MUSIC_ADAPTERS: dict[str, MusicAdapterClass] = {
     LocalMusicAdapter.kind: LocalMusicAdapter,
     FalMusicAdapter.kind: FalMusicAdapter,
     ReplicateMusicAdapter.kind: ReplicateMusicAdapter,
     StabilityMusicAdapter.kind: StabilityMusicAdapter,
 }
+
+
+def adapter_classes(kind: str) -> tuple[AdapterClass, ...]:
+    """The adapter classes of a provider kind: one for chat, one for music, or both."""
+    found: list[AdapterClass | None] = [ADAPTERS.get(kind), MUSIC_ADAPTERS.get(kind)]
+    return tuple(adapter for adapter in found if adapter is not None)
 
 
 def build_adapter(settings: ProviderSettings) -> ChatAdapter:

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-_MISSING: Any = object()
+# The default of a key that must be given.
+REQUIRED: Any = object()
 
 
 class ConfigError(ValueError):
@@ -45,7 +46,7 @@ class Table:
     def _get(self, name: str, kind: type[T] | tuple[type, ...], default: Any, what: str) -> Any:
         self._seen.add(name)
         if name not in self.data:
-            if default is _MISSING:
+            if default is REQUIRED:
                 raise ConfigError(self.at(name), "is required")
             return default
         value = self.data[name]
@@ -57,28 +58,28 @@ class Table:
             raise ConfigError(self.at(name), f"expected {what}, got {type(value).__name__}")
         return value
 
-    def text(self, name: str, default: Any = _MISSING) -> Any:
+    def text(self, name: str, default: Any = REQUIRED) -> Any:
         value = self._get(name, str, default, "a string")
         if isinstance(value, str) and not value:
             raise ConfigError(self.at(name), "must not be empty")
         return value
 
-    def flag(self, name: str, default: Any = _MISSING) -> Any:
+    def flag(self, name: str, default: Any = REQUIRED) -> Any:
         return self._get(name, bool, default, "true or false")
 
-    def integer(self, name: str, default: Any = _MISSING, minimum: int | None = None) -> Any:
+    def integer(self, name: str, default: Any = REQUIRED, minimum: int | None = None) -> Any:
         value = self._get(name, int, default, "an integer")
         if minimum is not None and isinstance(value, int) and value < minimum:
             raise ConfigError(self.at(name), f"must be at least {minimum}")
         return value
 
-    def number(self, name: str, default: Any = _MISSING, minimum: float | None = None) -> Any:
+    def number(self, name: str, default: Any = REQUIRED, minimum: float | None = None) -> Any:
         value = self._get(name, (int, float), default, "a number")
         if minimum is not None and isinstance(value, int | float) and value < minimum:
             raise ConfigError(self.at(name), f"must be at least {minimum}")
         return float(value) if isinstance(value, int | float) else value
 
-    def strings(self, name: str, default: Any = _MISSING) -> Any:
+    def strings(self, name: str, default: Any = REQUIRED) -> Any:
         value = self._get(name, list, default, "a list of strings")
         if isinstance(value, list):
             for index, item in enumerate(value):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
-from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError
+from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError, read_options
 from providers.chat.anthropic_request import build_request
 from providers.chat.anthropic_response import (
     FINISH_REASONS,
@@ -23,7 +24,7 @@ from providers.chat.anthropic_response import (
     parse_event,
     parse_message,
 )
-from providers.http.upstream import HttpUpstream
+from providers.http.upstream import HttpUpstream, UpstreamOptions
 
 __all__ = [
     "DEFAULT_ANTHROPIC_VERSION",
@@ -46,20 +47,28 @@ DEFAULT_MAX_TOKENS = 4096
 MESSAGES_PATH = "/v1/messages"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class AnthropicOptions(UpstreamOptions):
+    """The options of the ``anthropic`` kind."""
+
+    anthropic_version: str = DEFAULT_ANTHROPIC_VERSION  # the anthropic-version header
+    default_max_tokens: int = DEFAULT_MAX_TOKENS  # when the client gives none
+
+
 class AnthropicAdapter:
     """Chat through Anthropic's Messages API; ``base_url`` is the host root."""
 
     kind = "anthropic"
+    needs_base_url: ClassVar[bool] = True
+    Options: ClassVar[type[AnthropicOptions]] = AnthropicOptions
 
     def __init__(self, settings: ProviderSettings) -> None:
-        version = settings.options.get("anthropic_version", DEFAULT_ANTHROPIC_VERSION)
-        headers = {"anthropic-version": str(version)}
+        options = read_options(self.Options, settings.options)
+        headers = {"anthropic-version": options.anthropic_version}
         if settings.api_key:
             headers["x-api-key"] = settings.api_key
-        self._http = HttpUpstream(settings, headers)
-        self._default_max_tokens = int(
-            settings.options.get("default_max_tokens", DEFAULT_MAX_TOKENS)
-        )
+        self._http = HttpUpstream(settings, headers, options)
+        self._default_max_tokens = options.default_max_tokens
 
     async def start(self) -> None:
         await self._http.start()

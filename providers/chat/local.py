@@ -12,10 +12,12 @@ import hashlib
 import random
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import ClassVar
 
 import orjson
 
-from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError
+from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError, read_options
 from providers.tokens import content_text, count_messages, split_text
 
 _VOCABULARY = tuple(
@@ -76,13 +78,22 @@ def _tokens_with_spacing(text: str) -> list[str]:
     return tokens
 
 
+@dataclass(frozen=True, slots=True)
+class LocalChatOptions:
+    """The chat options of the ``local`` kind."""
+
+    token_delay_ms: float = 0.0  # a pause before each streamed token
+
+
 class LocalAdapter:
     """Deterministic offline chat; ``options.token_delay_ms`` slows streams down for demos."""
 
     kind = "local"
+    needs_base_url: ClassVar[bool] = False  # offline: nothing to connect to
+    Options: ClassVar[type[LocalChatOptions]] = LocalChatOptions
 
     def __init__(self, settings: ProviderSettings) -> None:
-        self._token_delay = float(settings.options.get("token_delay_ms", 0)) / 1000.0
+        self._token_delay = read_options(self.Options, settings.options).token_delay_ms / 1000.0
 
     async def start(self) -> None:
         return None

@@ -9,7 +9,8 @@ through ``HttpUpstream``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import orjson
 
@@ -20,9 +21,10 @@ from providers.base import (
     UpstreamError,
     classify_status,
     clean_message,
+    read_options,
 )
 from providers.http.framing import parse_retry_after
-from providers.http.upstream import HttpUpstream
+from providers.http.upstream import HttpUpstream, UpstreamOptions
 from providers.scrub import STRUCTURAL, Scrubber
 
 
@@ -88,18 +90,28 @@ def error_from_response(
     return classify_status(status, scrubber.clean(message), parse_retry_after(headers), param=param)
 
 
+@dataclass(frozen=True, slots=True)
+class OpenAIOptions(UpstreamOptions):
+    """The options of the ``openai`` kind."""
+
+    # Some OpenAI-compatible servers reject stream_options; operators can turn it off.
+    stream_usage: bool = True
+
+
 class OpenAICompatAdapter:
     """Chat through ``POST {base_url}/chat/completions``."""
 
     kind = "openai"
+    needs_base_url: ClassVar[bool] = True
+    Options: ClassVar[type[OpenAIOptions]] = OpenAIOptions
 
     def __init__(self, settings: ProviderSettings) -> None:
+        options = read_options(self.Options, settings.options)
         headers: dict[str, str] = {}
         if settings.api_key:
             headers["authorization"] = f"Bearer {settings.api_key}"
-        self._http = HttpUpstream(settings, headers)
-        # Some OpenAI-compatible servers reject stream_options; operators can turn it off.
-        self._stream_usage = bool(settings.options.get("stream_usage", True))
+        self._http = HttpUpstream(settings, headers, options)
+        self._stream_usage = options.stream_usage
 
     async def start(self) -> None:
         await self._http.start()

@@ -19,7 +19,7 @@ from typing import BinaryIO
 import aiohttp
 from multidict import CIMultiDictProxy
 
-from providers.base import ProviderSettings, UpstreamError
+from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.framing import Origin, encode_headers, tls_context
 from providers.http.h1_pool import H1Pool
 from providers.http.sse import sse_batches
@@ -37,6 +37,15 @@ DOWNLOAD_CHUNK_BYTES = 256 * 1024
 # is copied again with every read that extends it, so its cost grows with the square of its
 # length: 1 MiB in 64 KiB reads costs the event loop ~10-20 ms, 32 MiB would block it ~40 s.
 MAX_EVENT_LINE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamOptions:
+    """The options every HTTP adapter takes (their own ``Options`` extend these)."""
+
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a larger answer is a provider fault
+    ca_file: str | None = None  # a PEM bundle of private CAs to trust besides the system's
+    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +68,23 @@ class FormFile:
 
 
 class HttpUpstream:
-    """A pooled HTTP client bound to one provider's base URL."""
+    """A pooled HTTP client bound to one provider's base URL; ``options`` default to those of
+    ``settings``."""
 
-    def __init__(self, settings: ProviderSettings, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        headers: Mapping[str, str],
+        options: UpstreamOptions | None = None,
+    ) -> None:
         self._settings = settings
+        self._options = (
+            options if options is not None else read_options(UpstreamOptions, settings.options)
+        )
         self._scrubber = settings.scrubber or Scrubber(SecretIndex((settings.api_key,)))
         self._base_url = settings.base_url.rstrip("/")
         self._headers = {"content-type": "application/json", **headers}
-        self._max_response_bytes = int(
-            settings.options.get("max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
-        )
+        self._max_response_bytes = self._options.max_response_bytes
         self._session: aiohttp.ClientSession | None = None
         self._pool: H1Pool | None = None
         self._heads: dict[str, bytes] = {}  # request line and fixed headers, per path
@@ -84,7 +100,7 @@ class HttpUpstream:
         )
 
     async def start(self) -> None:
-        ca_file = self._settings.options.get("ca_file")
+        ca_file = self._options.ca_file
         if self._base_url:
             origin = Origin.parse(self._base_url, ca_file)
             self._pool = H1Pool(
@@ -263,7 +279,7 @@ class HttpUpstream:
         self, url: str, on_error: ErrorMapper, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[bytes]:
         """GET ``url`` and yield its body in chunks, bounded by ``max_download_bytes``."""
-        limit = int(self._settings.options.get("max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES))
+        limit = self._options.max_download_bytes
         try:
             async with self._client().get(
                 self.url(url), headers=dict(headers or {}), timeout=self._stream_timeout

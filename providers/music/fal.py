@@ -29,13 +29,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
-from providers.base import ProviderSettings, UpstreamError, classify_status
+from providers.base import ProviderSettings, UpstreamError, classify_status, read_options
 from providers.http.framing import parse_retry_after
-from providers.http.upstream import HttpUpstream
+from providers.http.upstream import HttpUpstream, UpstreamOptions
 from providers.music.base import (
     MusicJob,
     MusicOutput,
@@ -159,6 +159,18 @@ def file_error(
     return classify_status(status, "", parse_retry_after(headers))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FalOptions(UpstreamOptions):
+    """The options of the ``fal`` kind (listed in the module docstring)."""
+
+    input_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    model_families: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    supports_lyrics: bool = True
+    reference_modes: tuple[str, ...] = ("remix",)
+    max_reference_bytes: int = DEFAULT_MAX_REFERENCE_BYTES
+
+
 class FalMusicAdapter:
     """Music generation through fal's queue; ``upstream_model`` is the fal model id."""
 
@@ -167,31 +179,27 @@ class FalMusicAdapter:
     reference_modes: frozenset[str] = frozenset({"remix"})
     supports_lyrics: bool = True
     max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    needs_base_url: ClassVar[bool] = True
+    Options: ClassVar[type[FalOptions]] = FalOptions
 
     def __init__(self, settings: ProviderSettings) -> None:
-        options = settings.options
+        options = read_options(self.Options, settings.options)
         if not settings.base_url:
             settings = dataclasses.replace(settings, base_url=DEFAULT_BASE_URL)
         # Sent per request, not as a pooled-client default: output files live on a public CDN.
         self._auth = {"authorization": f"Key {settings.api_key}"} if settings.api_key else {}
-        self._http = HttpUpstream(settings, {})
-        self._input_defaults = _mapping_option(options, "input_defaults")
-        self._families = {
-            str(k): str(v) for k, v in _mapping_option(options, "model_families").items()
-        }
+        self._http = HttpUpstream(settings, {}, options)
+        self._input_defaults = dict(options.input_defaults)
+        self._families = dict(options.model_families)
         unknown = set(self._families.values()) - set(FAMILIES)
         if unknown:
             raise ValueError(f"fal: unknown model families {sorted(unknown)}")
-        self.max_duration_seconds = float(
-            options.get("max_duration_seconds", DEFAULT_MAX_DURATION_SECONDS)
-        )
-        self.supports_lyrics = bool(options.get("supports_lyrics", True))
-        self.reference_modes = frozenset(options.get("reference_modes", ("remix",)))
+        self.max_duration_seconds = float(options.max_duration_seconds)
+        self.supports_lyrics = options.supports_lyrics
+        self.reference_modes = frozenset(options.reference_modes)
         if not self.reference_modes <= SUPPORTED_REFERENCE_MODES:
             raise ValueError("fal: the only reference mode the mapped models take is 'remix'")
-        self._max_reference_bytes = int(
-            options.get("max_reference_bytes", DEFAULT_MAX_REFERENCE_BYTES)
-        )
+        self._max_reference_bytes = options.max_reference_bytes
 
     async def start(self) -> None:
         await self._http.start()
@@ -264,10 +272,3 @@ class FalMusicAdapter:
         except OSError as exc:
             raise UpstreamError("server", "The reference recording could not be read.") from exc
         return data_uri(reference.content_type, data)
-
-
-def _mapping_option(options: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = options.get(name) or {}
-    if not isinstance(value, Mapping):
-        raise ValueError(f"fal: option {name!r} must be a table")
-    return dict(value)

@@ -33,9 +33,11 @@ import math
 import random
 from array import array
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from providers.base import ProviderSettings, UpstreamError
+from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
 from providers.synth.compose import ReferenceInfo, render_music
 from providers.synth.render import SAMPLE_RATE
@@ -158,6 +160,14 @@ def render_request(request: MusicRequest) -> bytes:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LocalMusicOptions:
+    """The music options of the ``local`` kind."""
+
+    max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    render_delay_s: float = 0.0
+
+
 class LocalMusicAdapter:
     """Offline music: deterministic WAV from the prompt, lyrics, seed and reference."""
 
@@ -165,13 +175,13 @@ class LocalMusicAdapter:
     formats = frozenset({"wav"})
     reference_modes = frozenset({"melody", "continuation", "remix"})
     supports_lyrics = True  # the synthesizer sings them as a melodic line
+    needs_base_url: ClassVar[bool] = False  # offline: nothing to connect to
+    Options: ClassVar[type[LocalMusicOptions]] = LocalMusicOptions
 
     def __init__(self, settings: ProviderSettings) -> None:
-        options = settings.options
-        self.max_duration_seconds = float(
-            options.get("max_duration_seconds", DEFAULT_MAX_DURATION_SECONDS)
-        )
-        self._render_delay = float(options.get("render_delay_s", 0.0))
+        options = read_options(self.Options, settings.options)
+        self.max_duration_seconds = float(options.max_duration_seconds)
+        self._render_delay = options.render_delay_s
 
     async def start(self) -> None:
         return None

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
+from typing import ClassVar
 from urllib.parse import urlsplit
 
-from providers.base import ProviderSettings
-from providers.http.upstream import FormFile, HttpUpstream
+from providers.base import ProviderSettings, read_options
+from providers.http.upstream import FormFile, HttpUpstream, UpstreamOptions
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
 from providers.music.replicate_wire import (
+    DEFAULT_MODEL_VERSION,
     INLINE_REFERENCE_MAX_BYTES,
     MusicgenConfig,
     build_input,
@@ -44,6 +46,22 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplicateOptions(UpstreamOptions):
+    """The options of the ``replicate`` kind."""
+
+    max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    model_version: str = DEFAULT_MODEL_VERSION
+    melody_model_version: str = DEFAULT_MODEL_VERSION
+    normalization_strategy: str | None = None  # None: the model's default (loudness)
+    # MusicGen's sampling inputs (SAMPLING_OPTIONS); None: the model's default.
+    top_k: int | None = None
+    top_p: float | None = None
+    temperature: float | None = None
+    classifier_free_guidance: float | None = None
+    inline_reference_max_bytes: int = INLINE_REFERENCE_MAX_BYTES
+
+
 class ReplicateMusicAdapter:
     """MusicGen through Replicate's predictions API; ``base_url`` is the host root."""
 
@@ -52,23 +70,21 @@ class ReplicateMusicAdapter:
     reference_modes: frozenset[str] = frozenset({"melody", "continuation"})
     supports_lyrics: bool = False
     max_duration_seconds: float = DEFAULT_MAX_DURATION_SECONDS
+    needs_base_url: ClassVar[bool] = True
+    Options: ClassVar[type[ReplicateOptions]] = ReplicateOptions
 
     def __init__(self, settings: ProviderSettings) -> None:
+        options = read_options(self.Options, settings.options)
         base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
         # The token goes on each request rather than on the session, so that it is only ever
         # sent to the API's own host, never to a file host named in an output URL.
-        self._http = HttpUpstream(dataclasses.replace(settings, base_url=base_url), {})
+        self._http = HttpUpstream(dataclasses.replace(settings, base_url=base_url), {}, options)
         self._auth = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
         self._api_origin = _origin(base_url)
         self._prefix = "" if base_url.endswith("/v1") else "/v1"
-        options = settings.options
-        self.max_duration_seconds = float(
-            options.get("max_duration_seconds", DEFAULT_MAX_DURATION_SECONDS)
-        )
-        self._config = MusicgenConfig.from_options(options)
-        self._inline_max_bytes = int(
-            options.get("inline_reference_max_bytes", INLINE_REFERENCE_MAX_BYTES)
-        )
+        self.max_duration_seconds = float(options.max_duration_seconds)
+        self._config = MusicgenConfig.from_options(dataclasses.asdict(options))
+        self._inline_max_bytes = options.inline_reference_max_bytes
 
     async def start(self) -> None:
         await self._http.start()

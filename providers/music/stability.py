@@ -18,13 +18,13 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
-from providers.base import ProviderSettings, UpstreamError, classify_status
+from providers.base import ProviderSettings, UpstreamError, classify_status, read_options
 from providers.http.framing import parse_retry_after
-from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, FormFile, HttpUpstream
+from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, FormFile, HttpUpstream, UpstreamOptions
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
 from providers.scrub import STRUCTURAL, Scrubber
 
@@ -149,6 +149,18 @@ def error_from_response(
     return classify_status(status, message, parse_retry_after(headers))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class StabilityOptions(UpstreamOptions):
+    """The options of the ``stability`` kind."""
+
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # whole tracks come in the answer
+    max_duration_seconds: float = MAX_DURATION_SECONDS
+    api_path: str = DEFAULT_API_PATH
+    steps: int | None = None  # None: the API's default
+    cfg_scale: float | None = None
+    default_strength: float | None = None
+
+
 class StabilityMusicAdapter:
     """Music through Stable Audio 2; ``base_url`` is the host root (``https://api.stability.ai``)."""
 
@@ -157,22 +169,21 @@ class StabilityMusicAdapter:
     reference_modes: frozenset[str] = frozenset({"remix"})
     max_duration_seconds: float = MAX_DURATION_SECONDS
     supports_lyrics = False
+    needs_base_url: ClassVar[bool] = True
+    Options: ClassVar[type[StabilityOptions]] = StabilityOptions
 
     def __init__(self, settings: ProviderSettings) -> None:
-        options = settings.options
-        self.max_duration_seconds = float(options.get("max_duration_seconds", MAX_DURATION_SECONDS))
-        self._api_path = str(options.get("api_path", DEFAULT_API_PATH))
-        self._steps = _int_option(options, "steps")
-        self._cfg_scale = _float_option(options, "cfg_scale")
-        self._default_strength = _float_option(options, "default_strength")
-        bounded = dataclasses.replace(
-            settings, options={"max_response_bytes": DEFAULT_MAX_RESPONSE_BYTES, **options}
-        )
+        options = read_options(self.Options, settings.options)
+        self.max_duration_seconds = float(options.max_duration_seconds)
+        self._api_path = options.api_path
+        self._steps = options.steps
+        self._cfg_scale = options.cfg_scale
+        self._default_strength = options.default_strength
         # Raw audio bytes rather than JSON with base64, which is a third larger and must be decoded.
         headers = {"accept": "audio/*"}
         if settings.api_key:
             headers["authorization"] = f"Bearer {settings.api_key}"
-        self._http = HttpUpstream(bounded, headers)
+        self._http = HttpUpstream(settings, headers, options)
 
     async def start(self) -> None:
         await self._http.start()
@@ -213,13 +224,3 @@ class StabilityMusicAdapter:
             raise UpstreamError("server", "The Stability output carries no audio bytes.")
         for start in range(0, len(output.data), DOWNLOAD_CHUNK_BYTES):
             yield output.data[start : start + DOWNLOAD_CHUNK_BYTES]
-
-
-def _int_option(options: Mapping[str, Any], key: str) -> int | None:
-    value = options.get(key)
-    return None if value is None else int(value)
-
-
-def _float_option(options: Mapping[str, Any], key: str) -> float | None:
-    value = options.get(key)
-    return None if value is None else float(value)

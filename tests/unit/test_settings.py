@@ -126,3 +126,76 @@ def test_cli_reports_config_errors_with_exit_code_2(
     broken.write_text("[server\n")
     assert main(["--config", str(broken), "--check"]) == 2
     assert "not valid TOML" in capsys.readouterr().err
+
+
+def options(provider: str, **given: Any) -> Any:
+    return lambda c: c["providers"][provider].update(options=given)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            options("openai", stream_usgae=False),
+            "providers.openai.options.stream_usgae: unknown key",
+        ),
+        (
+            options("openai", stream_usage="false"),
+            "providers.openai.options.stream_usage: expected true or false, got str",
+        ),
+        (
+            options("anthropic", default_max_tokens="4096"),
+            "providers.anthropic.options.default_max_tokens: expected an integer, got str",
+        ),
+        (
+            options("openai", max_response_bytes=True),
+            "providers.openai.options.max_response_bytes: expected an integer, got a boolean",
+        ),
+        # The offline kind connects to nothing: the HTTP options are not among its own.
+        (options("local", ca_file="ca.pem"), "providers.local.options.ca_file: unknown key"),
+        (
+            options("local", max_duration_seconds="5"),
+            "providers.local.options.max_duration_seconds: expected a number, got str",
+        ),
+        (
+            lambda c: c["providers"].update(
+                f={"kind": "fal", "base_url": "http://x", "options": {"model_families": {"a/b": 1}}}
+            ),
+            'providers.f.options.model_families."a/b": expected a string, got int',
+        ),
+        (
+            lambda c: c["providers"].update(
+                r={"kind": "replicate", "base_url": "http://x", "options": {"top_k": 2.5}}
+            ),
+            "providers.r.options.top_k: expected an integer, got float",
+        ),
+    ],
+)
+def test_provider_options_are_checked_against_the_adapters_schemas(
+    mutate: Any, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(mutate)
+    assert str(caught.value).startswith(message)
+
+
+def test_provider_options_are_read_as_their_schemas_type_them() -> None:
+    config = copy.deepcopy(base_config())
+    config["providers"]["openai"]["options"] = {"stream_usage": False, "max_response_bytes": 1024}
+    # Both adapters of the offline kind read the one table: chat and music options together.
+    config["providers"]["local"]["options"] = {"token_delay_ms": 5, "max_duration_seconds": 30}
+    config["providers"]["fal"] = {
+        "kind": "fal",
+        "base_url": "https://queue.fal.run",
+        "options": {"reference_modes": [], "input_defaults": {"steps": 50}},
+    }
+    settings = settings_from_dict(config, TEST_ENV)
+    assert settings.providers["openai"].options == {
+        "stream_usage": False,
+        "max_response_bytes": 1024,
+    }
+    local = settings.providers["local"].options
+    assert local == {"token_delay_ms": 5.0, "max_duration_seconds": 30.0}
+    assert isinstance(local["token_delay_ms"], float)
+    fal = settings.providers["fal"].options
+    assert fal == {"reference_modes": (), "input_defaults": {"steps": 50}}
