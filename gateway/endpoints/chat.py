@@ -18,7 +18,7 @@ import orjson
 from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest, validate_chat
 from gateway.contract.errors import GatewayError, error_event, from_upstream
-from gateway.http.asgi import JSON_HEADERS, Request, RequestContext
+from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
 from gateway.http.body import read_json_object
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
@@ -100,6 +100,14 @@ class PreparedChat(Prepared):
     def fingerprint(self) -> str:
         return Idempotency.fingerprint("POST", self.request.path, self.body)
 
+    def admitted(
+        self, plan: list[Candidate], reservation: Reservation | None
+    ) -> tuple[list[Candidate], RawHeaders]:
+        """Keep the rate limiter's reservation (settled at the end); the plan it allows and
+        the headers the answer carries."""
+        self.reservation = reservation
+        return plan, reservation.headers if reservation is not None else []
+
     def settle(self) -> Awaitable[None] | None:
         self.shedder.exit()
         if self.reservation is None:
@@ -159,10 +167,10 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
         # Rate limits come after the Idempotency-Key: a replay is never charged.
-        plan, reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
-        prepared.reservation = reservation
+        plan, headers = prepared.admitted(
+            *await self.limiter.admit(key, prepared.plan, prepared.chat)
+        )
         call = prepared.call
-        headers = reservation.headers if reservation is not None else []
         async with cancel_on_disconnect(request) as guard:
             # The context is the relay's outcome record: what it took is logged from there.
             candidate, answer = await self._relay.complete(plan, call, request.ctx)
@@ -179,10 +187,10 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
         # Rate limits come after the Idempotency-Key: a replay is never charged.
-        plan, reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
-        prepared.reservation = reservation
+        plan, headers = prepared.admitted(
+            *await self.limiter.admit(key, prepared.plan, prepared.chat)
+        )
         call = prepared.call
-        headers = reservation.headers if reservation is not None else []
         ctx = request.ctx
         send = request.send
         async with cancel_on_disconnect(request) as guard:
