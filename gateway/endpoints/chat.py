@@ -19,7 +19,6 @@ from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest, validate_chat
 from gateway.contract.errors import GatewayError, error_event, from_upstream
 from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
-from gateway.http.body import read_json_object
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
@@ -136,13 +135,12 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         self._metrics = metrics
         self.limiter = limiter
         self.shedder = shedder
-        self._body_limit = body_limit
+        self.json_body_limit = body_limit
 
-    async def prepare(self, request: Request, key: KeySettings) -> PreparedChat:
+    def check(self, request: Request, key: KeySettings, body: dict[str, Any]) -> PreparedChat:
         ctx = request.ctx
-        # The body is read before taking a concurrency slot: a client sending it slowly must
+        # The body was read before taking a concurrency slot: a client sending it slowly must
         # not hold a slot (the server's body deadline bounds how long it may take).
-        body = await read_json_object(request, self._body_limit)
         self.shedder.enter()
         try:
             chat = validate_chat(body)

@@ -2,7 +2,9 @@
 
 Chat, music and uploads (and every create-style endpoint after them) state only what differs:
 ``prepare`` reads and checks the request (body, validation, model resolution) into a
-``Prepared`` that knows its own fingerprint; ``run`` serves it under the claimed ``Ticket`` (or
+``Prepared`` that knows its own fingerprint (or, for an endpoint that sets
+``json_body_limit``, the pipeline reads the JSON object body and ``check`` does the rest
+without a coroutine of its own); ``run`` serves it under the claimed ``Ticket`` (or
 ``None`` when the request has no key). The pipeline claims the key and renders a replay itself,
 so an endpoint never sees a replayed request, and it always settles: first the prepared
 request's own ``settle`` (a load-shedding slot, a rate-limit reservation, a temporary file),
@@ -15,11 +17,12 @@ endpoint says so (``keeps_errors``: chat's provider 400s); otherwise any failure
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError, error_response
 from gateway.http.asgi import Request
+from gateway.http.body import read_json_object
 from gateway.policy.auth import KeyRing
 from gateway.policy.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.policy.idempotency import Idempotency, Ticket, render_replay
@@ -28,6 +31,8 @@ from gateway.stores.base import StoredResponse
 
 class Prepared:
     """A request that passed every check that comes before its Idempotency-Key."""
+
+    __slots__ = ()
 
     def fingerprint(self) -> str:
         """What the key is bound to (called only when the request has a key)."""
@@ -49,12 +54,17 @@ class CreateEndpoint(Generic[P]):
     """Subclasses implement ``prepare`` and ``run``."""
 
     keeps_errors = False
+    json_body_limit: int | None = None  # set: the pipeline reads the body, ``check`` checks it
 
     def __init__(self, keys: KeyRing, idempotency: Idempotency) -> None:
         self._keys = keys
         self._idempotency = idempotency
 
     async def prepare(self, request: Request, key: KeySettings) -> P:
+        raise NotImplementedError
+
+    def check(self, request: Request, key: KeySettings, body: dict[str, Any]) -> P:
+        """``prepare`` for a JSON body the pipeline has read (``json_body_limit``)."""
         raise NotImplementedError
 
     def run(
@@ -66,7 +76,11 @@ class CreateEndpoint(Generic[P]):
 
     async def __call__(self, request: Request) -> None:
         key = self._keys.authenticate(request)
-        prepared = await self.prepare(request, key)
+        if self.json_body_limit is not None:
+            body = await read_json_object(request, self.json_body_limit)
+            prepared = self.check(request, key, body)
+        else:
+            prepared = await self.prepare(request, key)
         ticket: Ticket | None = None
         try:
             # Most requests carry no key: they skip the claim without creating its coroutine.
