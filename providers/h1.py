@@ -14,6 +14,7 @@ the pool that hands connections out.
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import sys
 from collections.abc import Mapping
@@ -32,6 +33,17 @@ if TYPE_CHECKING:
 # up, so a client that stops reading holds at most this much (plus one read) in memory.
 STREAM_HIGH_WATER = 256 * 1024
 _UNBOUNDED = sys.maxsize
+# A response head (interim heads included) above this many bytes, or with more fields than this,
+# is refused while it arrives: the parser would otherwise hold any amount of it in memory. The
+# trailer section of a chunked body has a budget of the same size.
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEAD_FIELDS = 256
+# RFC 9112 section 5.2: an obsolete line fold (a line starting with SP or HTAB continues the
+# previous field value) is replaced by one space. httptools refuses folds, so a head that has
+# them is parsed again unfolded; heads without them never pay for this.
+_FOLD = re.compile(rb"[ \t]*\r\n[ \t]+")
+_FOLD_START = re.compile(rb"\r\n[ \t]")
+_HEAD_END = b"\r\n\r\n"
 
 
 class ProtocolError(Exception):
@@ -98,6 +110,8 @@ class Connection(asyncio.Protocol):
         "_error",
         "_framed",
         "_head_done",
+        "_head_parts",
+        "_head_size",
         "_informational",
         "_keep_alive",
         "_limit",
@@ -109,6 +123,7 @@ class Connection(asyncio.Protocol):
         "_read_timeout",
         "_streaming",
         "_timer",
+        "_unfold_carry",
         "_waiter",
         "busy",
         "closed",
@@ -140,6 +155,12 @@ class Connection(asyncio.Protocol):
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._head_done = False
+        # The head's bytes so far (raw), once it spans reads; their count, for the cap (after the
+        # head, the trailers' size); and, once a fold was found, the trailing whitespace held
+        # back until the next read.
+        self._head_parts: list[bytes] | None = None
+        self._head_size = 0
+        self._unfold_carry: bytes | None = None
         self._complete = False
         self._keep_alive = False
         self._framed = False
@@ -242,11 +263,17 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.last_data = self._loop.time()
+        if not self._head_done and (self._head_size or len(data) > MAX_HEAD_BYTES):
+            self._head_received(data)  # a head split across reads, or a first read past the cap
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self.fail(ProtocolError(f"malformed HTTP response: {exc}"))
-            self.close()
+            self._head_refused(exc, data)
+            return
+        if not self._head_done:  # the head continues in the next read: keep what came
+            self._head_parts = [data]
+            self._head_size = len(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -254,10 +281,11 @@ class Connection(asyncio.Protocol):
         # refcounting frees a closed connection at once instead of the garbage collector.
         del self._parser
         if self.busy and not self._complete and self._error is None:
-            if self._head_done and not self._framed:
-                self._complete = True  # a body with neither length nor chunks ends at EOF
+            if self._head_done and not self._framed and exc is None:
+                self._complete = True  # a body with neither length nor chunks ends at a clean EOF
             else:
-                self._error = ConnectionResetError("the provider closed the connection")
+                # A reset (even of a body that ends at EOF) cuts the body short: never an answer.
+                self._error = exc or ConnectionResetError("the provider closed the connection")
         self._cancel_timer()
         self._wake()
         self._pool.lost(self)
@@ -271,9 +299,17 @@ class Connection(asyncio.Protocol):
     # --- httptools callbacks ---------------------------------------------------------------
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._head_done:  # a trailer of a chunked body: read, bounded and dropped
+            self._head_size += len(name) + len(value)
+            if self._head_size > MAX_HEAD_BYTES:
+                self._head_too_large()
+            return
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        if len(self._raw_headers) > MAX_HEAD_FIELDS:
+            self._head_too_large()
+            return
         status = self._parser.get_status_code()
         if status < 200:  # an interim answer (100 Continue, 103 Early Hints): the real one follows
             self._raw_headers = []
@@ -287,6 +323,7 @@ class Connection(asyncio.Protocol):
         self.status = status
         self.headers = headers
         self._head_done = True
+        self._head_size = 0  # from here it counts the trailers
         self._framed = (
             "content-length" in headers or "chunked" in headers.get("transfer-encoding", "").lower()
         )
@@ -322,6 +359,78 @@ class Connection(asyncio.Protocol):
         self._complete = True
         self._keep_alive = self._parser.should_keep_alive()
         self._wake()
+
+    # --- the head's slow paths: split across reads, too large, folded ------------------------
+
+    def _head_received(self, data: bytes) -> None:
+        """Feed ``data`` that arrived before the final head is whole and is not its first read
+        (or is past the cap): counted against the cap, and kept (until a fold was found) in case
+        the head must be parsed again unfolded."""
+        room = MAX_HEAD_BYTES - self._head_size
+        part = data if len(data) <= room else data[:room]
+        self._head_size += len(part)
+        try:
+            if self._unfold_carry is not None:
+                self._feed_unfolding(part)
+            else:
+                if self._head_parts is None:
+                    self._head_parts = []
+                self._head_parts.append(part)
+                self._parser.feed_data(part)
+        except httptools.HttpParserError as exc:
+            self._head_refused(exc, b"".join(self._head_parts or ()))
+        if part is data or self._error is not None:
+            return
+        if not self._head_done:
+            self._head_too_large()
+            return
+        try:  # the head ended within the cap: what follows it is body
+            self._parser.feed_data(data[room:])
+        except httptools.HttpParserError as exc:
+            self._malformed(exc)
+
+    def _head_refused(self, exc: httptools.HttpParserError, raw: bytes) -> None:
+        """The parser refused the answer. A head (``raw``: all of it so far) with obsolete line
+        folds is parsed again unfolded, by a new parser; anything else is malformed."""
+        if self._head_done or self._unfold_carry is not None or not _FOLD_START.search(raw):
+            self._malformed(exc)
+            return
+        self._parser = httptools.HttpResponseParser(self)
+        self._raw_headers = []
+        self._informational = False
+        self._head_parts = None
+        self._head_size = len(raw)
+        self._unfold_carry = b""
+        try:
+            self._feed_unfolding(raw)
+        except httptools.HttpParserError as again:
+            self._malformed(again)
+
+    def _feed_unfolding(self, data: bytes) -> None:
+        """Feed head bytes with their folds replaced by one space, head by head (interim heads
+        first): the body after the final head is fed as it is. A trailing run of whitespace and
+        line ends may begin a fold or the head's end, so it waits for the next read."""
+        buffer = self._unfold_carry + data if self._unfold_carry else data
+        while (end := buffer.find(_HEAD_END)) >= 0:
+            end += len(_HEAD_END)
+            self._parser.feed_data(_FOLD.sub(b" ", buffer[:end]))
+            buffer = buffer[end:]
+            if self._head_done or self._error is not None:
+                self._unfold_carry = None
+                if buffer and self._error is None:
+                    self._parser.feed_data(buffer)
+                return
+        keep = len(buffer.rstrip(b" \t\r\n"))
+        self._parser.feed_data(_FOLD.sub(b" ", buffer[:keep]))
+        self._unfold_carry = buffer[keep:]
+
+    def _head_too_large(self) -> None:
+        self.fail(UpstreamError("server", "The provider's response head was too large."))
+        self.close()
+
+    def _malformed(self, exc: httptools.HttpParserError) -> None:
+        self.fail(ProtocolError(f"malformed HTTP response: {exc}"))
+        self.close()
 
     # --- internals -------------------------------------------------------------------------
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import orjson
 
 from tests.conftest import FakeClock, GatewayFactory, Upstream, auth, base_config
+from tests.fakes.raw_http import Request, reset, serve_in_thread
 from tests.fakes.server import UvicornServer
 
 CHAT = "/v1/chat/completions"
@@ -110,3 +113,46 @@ def test_client_errors_are_not_retried_nor_sent_elsewhere(
     response = ask(server, "auto")
     assert response.status_code == 400
     assert openai_fake.plan.calls == 1 and anthropic_fake.plan.calls == 0
+
+
+def test_a_reset_in_a_body_that_ends_at_eof_is_retried_and_never_taken_as_the_answer(
+    gateway_factory: GatewayFactory, anthropic_fake: Upstream
+) -> None:
+    answer = orjson.dumps(
+        {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "upstream-gpt",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "whole"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    )
+    refusal = b'{"error":{"message":"bad request","type":"invalid_request_error"}}'
+
+    async def script(request: Request, writer: asyncio.StreamWriter, index: int) -> bool:
+        # No length, no chunks: the body ends when the connection does.
+        if index < 2:  # both attempts of the first call: a 400 whose body a reset cuts short
+            writer.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\r\n")
+            writer.write(refusal[:20])
+            return await reset(writer)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + answer)
+        return False  # a clean close: the body is whole
+
+    with serve_in_thread(script) as (raw, url):
+        server = gateway_factory(base_config(url, anthropic_fake.url))
+        response = ask(server)
+        # Not the provider's verdict (a 400, never retried): a failed transfer, retried.
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "upstream_error"
+        assert len(raw.requests) == 2
+        response = ask(server)  # the same framing, ended by a clean close: a whole answer
+        assert response.status_code == 200
+        assert response.json()["choices"][0]["message"]["content"] == "whole"
+        assert len(raw.requests) == 3

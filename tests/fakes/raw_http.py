@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ import uvloop
 
 from providers.base import ProviderSettings, UpstreamError
 from providers.http import HttpUpstream
+from tests.fakes.server import _LoopThread
 
 JSON_OK = b'{"ok":true}'
 
@@ -89,6 +92,17 @@ class RawServer:
             writer.close()
 
 
+async def reset(writer: asyncio.StreamWriter) -> bool:
+    """Send what was written, then close abortively: the peer reads those bytes, then a reset
+    (TCP RST) instead of a clean end of stream. Returns False, to end the script's connection."""
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+    return False
+
+
 def run(test: Callable[[], Coroutine[Any, Any, None]], loop_kind: str) -> None:
     if loop_kind == "uvloop":
         uvloop.run(test())
@@ -142,6 +156,19 @@ async def scripted(
     finally:
         await up.close()
         server.close()
+
+
+@contextlib.contextmanager
+def serve_in_thread(script: Script) -> Iterator[tuple[RawServer, str]]:
+    """A raw server answering with ``script`` on a loop of its own (for a gateway to call);
+    yields it and its base URL."""
+    thread = _LoopThread("raw-upstream")
+    raw, server = thread.run(serve(script))
+    try:
+        yield raw, f"http://127.0.0.1:{raw.port}"
+    finally:
+        server.close()
+        thread.stop()
 
 
 async def pool_drained(up: HttpUpstream) -> None:
