@@ -99,11 +99,19 @@ def test_redis_stopping_mid_wait_fails_the_waiter_and_later_calls() -> None:
         run(scenario())
 
 
-async def until(condition: Callable[[], Coroutine[Any, Any, bool]], within_s: float = 5.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``within_s``."""
+async def until_marked(
+    url: str, prefix: str, scope: str, done: bytes, within_s: float = 5.0
+) -> None:
+    """Poll Redis, as a third replica would see it, until the key's ``done`` field is ``done``
+    (b"0": claimed and running, b"1": answered); fail after ``within_s``."""
+    observer = replica(url, prefix)
+    entry = observer.key("idem", scope)
     deadline = time.monotonic() + within_s
-    while not await condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
+    while True:
+        with contextlib.suppress(StateUnavailable):
+            if await observer.run(observer.client.hget(entry, "done")) == done:
+                return
+        assert time.monotonic() < deadline, f"{scope} never marked {done!r}"
         await asyncio.sleep(0.02)
 
 
@@ -121,15 +129,8 @@ def test_an_answer_finished_while_redis_is_away_is_kept_and_written_back() -> No
             assert (await one.claim("k", "fp", 2)).response == answer(b"paid for")
             assert (await one.claim("k", "other", 2)).state == "conflict"
             server.restart()  # back, and empty
-            observer = replica(server.url, prefix)
-            entry = observer.key("idem", "k")
-
-            async def written() -> bool:
-                with contextlib.suppress(StateUnavailable):
-                    return await observer.run(observer.client.hget(entry, "done")) == b"1"
-                return False
-
-            await until(written)  # written back without anybody asking for it
+            # Written back without anybody asking for it.
+            await until_marked(server.url, prefix, "k", b"1")
             assert (await two.claim("k", "fp", 3)).response == answer(b"paid for")
 
         run(scenario())
@@ -144,15 +145,8 @@ def test_held_claims_come_back_after_an_empty_restart_and_a_dead_holders_go() ->
             two = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, poll_s=0.05)
             assert (await one.claim("k", "fp", 0)).state == "new"
             server.restart()
-            observer = replica(server.url, prefix)
-            entry = observer.key("idem", "k")
-
-            async def claimed() -> bool:
-                with contextlib.suppress(StateUnavailable):
-                    return await observer.run(observer.client.hget(entry, "done")) == b"0"
-                return False
-
-            await until(claimed)  # the running request's claim is back within a renewal
+            # The running request's claim is back within a renewal.
+            await until_marked(server.url, prefix, "k", b"0")
             assert (await two.claim("k", "fp", 1)).state == "in_progress"
             await one.complete("k", answer(b"once"), 2)
             assert (await two.claim("k", "fp", 3)).response == answer(b"once")
