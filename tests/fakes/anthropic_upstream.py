@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from providers.tokens import content_text, count_text
-from tests.fakes.faults import Fault, FaultPlan, play_stream, wait_or_abandon
+from tests.fakes.faults import Fault, FaultPlan, play_shared_fault, play_stream
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " Claude", "!"]
 TOOL_USE_ID = "toolu_fake01"
@@ -122,19 +122,16 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             body: Any = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = None
-        plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        plan.record_request(request, body)
         refusal = _check(request, body, api_key)
         if refusal is not None:
             return refusal
         fault = plan.take()
-        if fault.name == "reset":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
-            return web.Response()
-        if fault.name == "status":
-            return _error(fault.status, fault.message, fault.headers)
+        early = await play_shared_fault(
+            request, plan, fault, lambda f: _error(f.status, f.message, f.headers)
+        )
+        if early is not None:
+            return early
         if body.get("stream"):
             return await _stream(request, body, fault, plan)
         if fault.name == "malformed":

@@ -38,7 +38,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.audio import tone_wav
-from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
+from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
 
 ERRORS_DOC = "https://docs.fal.ai/errors"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -172,23 +172,16 @@ def make_app(plan: FalPlan, api_key: str | None = None) -> web.Application:
     async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
         """Record every request and play its fault before the endpoint sees it."""
         body = _json_or_none(await request.read()) if request.method == "POST" else None
-        plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        plan.record_request(request, body)
         fault = plan.take()
         # Output files are public CDN URLs; only the queue checks the key.
         queue_call = not request.path.startswith("/files/")
         if queue_call and expected_auth and request.headers.get("authorization") != expected_auth:
             fault = Fault(name="status", status=401, message="No user found for Key")
-        if fault.name == "reset":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
-            return web.Response()
-        if fault.name == "status":
-            return _fault_response(fault)
-        if fault.name == "malformed":
-            return web.Response(body=b'{"request_id": ', content_type="application/json")
-        return await handler(request)
+        early = await play_shared_fault(
+            request, plan, fault, _fault_response, malformed=b'{"request_id": '
+        )
+        return early if early is not None else await handler(request)
 
     def urls(request: web.Request, job_id: str, app_path: str) -> dict[str, str]:
         base = f"{request.url.origin()}/{app_path}/requests/{job_id}"

@@ -2,7 +2,9 @@
 
 A test queues faults (``plan.push("status", status=503)``); each request to the fake takes the
 next one, or ``ok`` when the queue is empty. The fakes record what they saw so tests can count
-upstream calls and observe cancellations.
+upstream calls and observe cancellations. The faults every fake plays alike (reset, slow,
+status, malformed) are played by ``play_shared_fault``, streams by ``play_stream``: a fake
+states only its provider's wire format (its error body, its cut-short JSON, its events).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +84,10 @@ class FaultPlan:
         with self._lock:
             self.requests.append(Recorded(path, headers, body))
 
+    def record_request(self, request: web.Request, body: Any) -> None:
+        """Record ``request`` (its path, lower-cased headers and decoded ``body``)."""
+        self.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+
     def note_stream_end(self, *, cancelled: bool) -> None:
         with self._lock:
             if cancelled:
@@ -124,6 +130,30 @@ async def wait_or_abandon(request: web.Request, plan: FaultPlan, delay: float) -
             plan.note_abandoned()
             return False
     return True
+
+
+async def play_shared_fault(
+    request: web.Request,
+    plan: FaultPlan,
+    fault: Fault,
+    error: Callable[[Fault], web.Response],
+    malformed: bytes | None = None,
+) -> web.Response | None:
+    """The faults every fake plays the same way, before its endpoint answers: ``reset`` aborts
+    the connection, ``slow`` waits (and answers nothing if the client left meanwhile),
+    ``status`` answers with the provider's own error body (``error``), and ``malformed``, when
+    the fake gives its bytes, a 200 whose JSON is cut short. None: the endpoint answers."""
+    if fault.name == "reset":
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+    if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
+        return web.Response()
+    if fault.name == "status":
+        return error(fault)
+    if fault.name == "malformed" and malformed is not None:
+        return web.Response(body=malformed, content_type="application/json")
+    return None
 
 
 # The faults that strike at frame ``after`` exactly (``malformed_sse`` holds from there on).

@@ -20,7 +20,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.faults import Fault, FaultPlan, drip, play_stream, wait_or_abandon
+from tests.fakes.faults import (
+    Fault,
+    FaultPlan,
+    drip,
+    play_shared_fault,
+    play_stream,
+    wait_or_abandon,
+)
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
 SYNC_BODY_FAULTS = ("cut", "stall", "no_done", "drip", "giant", "malformed_sse")
@@ -49,27 +56,26 @@ def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
     }
 
 
+def _error_response(fault: Fault) -> web.Response:
+    return web.Response(
+        status=fault.status,
+        body=_error_body(fault),
+        headers=fault.headers,
+        content_type="application/json",
+    )
+
+
 def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
     async def chat(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         body = orjson.loads(raw)
-        plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        plan.record_request(request, body)
         fault = plan.take()
         if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
             fault = Fault(name="status", status=401, message="Incorrect API key provided")
-        if fault.name == "reset":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
-            return web.Response()
-        if fault.name == "status":
-            return web.Response(
-                status=fault.status,
-                body=_error_body(fault),
-                headers=fault.headers,
-                content_type="application/json",
-            )
+        early = await play_shared_fault(request, plan, fault, _error_response)
+        if early is not None:
+            return early
         if body.get("stream"):
             return await _stream(request, body, fault, plan)
         if fault.name == "malformed":

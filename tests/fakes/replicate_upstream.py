@@ -35,7 +35,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from tests.fakes.audio import tone_wav
-from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
+from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
 
 MODEL = "meta/musicgen"
 VERSION = "7be0f12c54a8d033a0fbd14418c9af98962da9a86f5ff7811f9b3423a1f0b7d7"
@@ -127,21 +127,13 @@ def make_app(plan: ReplicatePlan, api_key: str | None = None) -> web.Application
 
     async def enter(request: web.Request, body: Any, *, auth: bool = True) -> web.Response | None:
         """Record the request and apply auth and the next fault; a response short-circuits."""
-        plan.record(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
+        plan.record_request(request, body)
         fault = plan.take()
         if auth and api_key and request.headers.get("authorization") != f"Bearer {api_key}":
             return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
-        if fault.name == "reset":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
-            return web.Response()
-        if fault.name == "malformed":
-            return web.Response(body=b'{"id": "x", "status": ', content_type="application/json")
-        if fault.name == "status":
-            return _fault_response(fault)
-        return None
+        return await play_shared_fault(
+            request, plan, fault, _fault_response, malformed=b'{"id": "x", "status": '
+        )
 
     def origin(request: web.Request) -> str:
         return plan.output_origin or f"{request.scheme}://{request.host}"

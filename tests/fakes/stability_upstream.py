@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.faults import Fault, FaultPlan, wait_or_abandon
+from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
 
 API_PATH = "/v2beta/audio/stable-audio-2"
 MODELS = ("stable-audio-2", "stable-audio-2.5")
@@ -155,6 +155,12 @@ async def _read_form(request: web.Request) -> tuple[dict[str, str], dict[str, di
     return fields, files
 
 
+def _fault_response(fault: Fault) -> web.Response:
+    """A ``status`` fault: the default message stands for "Stability's own for the status"."""
+    message = None if fault.message == Fault().message else fault.message
+    return error_response(fault.status, message, **fault.headers)
+
+
 def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
     """The two Stable Audio 2 endpoints under ``API_PATH``; point ``base_url`` at the root."""
 
@@ -168,15 +174,9 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
         fault = plan.take()
         if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
             return error_response(401)
-        if fault.name == "reset":
-            assert request.transport is not None
-            request.transport.abort()
-            return web.Response()
-        if fault.name == "slow" and not await wait_or_abandon(request, plan, fault.delay):
-            return web.Response()
-        if fault.name == "status":
-            message = None if fault.message == Fault().message else fault.message
-            return error_response(fault.status, message, **fault.headers)
+        early = await play_shared_fault(request, plan, fault, _fault_response)
+        if early is not None:
+            return early
         problem = _check_fields(fields, files, a2a)
         if problem:
             return error_response(400, problem)
