@@ -1,14 +1,16 @@
-"""What the runner knows of a task it drives, and the signal that ends a drive quietly."""
+"""The tasks this replica drives right now: each one's job, adapter and coroutine, and whether
+the replica is shutting down.
+
+One ``Drives`` is shared by the runner and the parts it wires (drive, recovery, cancel), so a
+shutdown or a cancel is seen by all of them at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from providers.music.base import MusicAdapter, MusicJob
-
-UNFINISHED = frozenset({"queued", "running"})
-RUNNING = frozenset({"running"})
 
 
 class StopSignal(Exception):  # noqa: N818 - a signal, not an error
@@ -16,7 +18,7 @@ class StopSignal(Exception):  # noqa: N818 - a signal, not an error
 
 
 @dataclass(slots=True)
-class Active:
+class ActiveTask:
     adapter: MusicAdapter | None = None
     job: MusicJob | None = None
     settled_at_provider: bool = False  # the provider reported a terminal state
@@ -31,3 +33,9 @@ class Active:
     def pollable(self) -> bool:
         """A job at the provider that another replica could go on polling."""
         return self.job is not None and self.job.done is None and not self.settled_at_provider
+
+
+@dataclass(slots=True)
+class Drives:
+    active: dict[str, ActiveTask] = field(default_factory=dict)  # by task id
+    draining: bool = False  # shutting down: nothing new starts, provider cancels are brief

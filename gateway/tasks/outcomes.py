@@ -1,5 +1,9 @@
-"""Recording how a task ended: every write expects the task to be unfinished, so a cancel that
-was stored first always wins and a late result changes nothing."""
+"""Recording how a task ended: succeeded, failed, canceled at the provider, or interrupted by a
+shutdown.
+
+Every write expects the task to be still unfinished, so whichever outcome is stored first (a
+client's cancel included) is final and a later one is dropped.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ from gateway.artifacts.files import Artifacts
 from gateway.contract.errors import GatewayError
 from gateway.metrics import Metrics
 from gateway.stores.base import Task, TaskStore
-from gateway.tasks.active import UNFINISHED
 
+UNFINISHED = frozenset({"queued", "running"})
+RUNNING = frozenset({"running"})
 _log = structlog.get_logger("beatra.tasks")
 
 INTERRUPTED_MESSAGE = (
@@ -30,16 +35,14 @@ def error_object(error: GatewayError) -> dict[str, Any]:
     return {"code": error.code, "message": error.message, "retryable": error.spec.retryable}
 
 
-class Recorder:
-    """Writes a task's end to the store and counts it."""
-
+class Outcomes:
     def __init__(self, store: TaskStore, artifacts: Artifacts, metrics: Metrics) -> None:
         self._store = store
-        self._artifacts = artifacts
+        self._artifacts = artifacts  # its clock stamps the records
         self._metrics = metrics
 
     async def finish(self, task: Task, changes: dict[str, Any]) -> bool:
-        """Whether the change was recorded (False: the task had already ended)."""
+        """Store ``changes`` (with a ``status``) as the task's end; False if it had ended."""
         now = int(self._artifacts.now())
         done = await self._store.update(
             task.task_id, UNFINISHED, {**changes, "updated_at": now, "finished_at": now}
@@ -48,10 +51,10 @@ class Recorder:
             self._metrics.tasks.labels(task.type, changes["status"]).inc()
         return done is not None
 
-    async def failed(self, task: Task, error: GatewayError) -> None:
+    async def fail(self, task: Task, error: GatewayError) -> None:
         await self.finish(task, {"status": "failed", "error": error_object(error)})
 
-    async def interrupted(self, task_id: str) -> None:
+    async def interrupt(self, task_id: str) -> None:
         now = int(self._artifacts.now())
         changes = {
             "status": "failed",

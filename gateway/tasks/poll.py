@@ -1,6 +1,10 @@
-"""Following a submitted job to its end: polling with backoff, jitter and the provider's
-Retry-After until a terminal state or the deadline, then downloading its outputs into artifacts
-(providers' URLs expire) and recording the result."""
+"""Following a job at its provider to the end: polling with backoff, jitter and the provider's
+Retry-After until a terminal state or the deadline, then copying a success's audio into
+artifacts (``gateway.tasks.outputs``) and recording the result.
+
+Each poll first checks the task is still ``running``, so a cancel stored by any replica stops
+the polling; a result that arrives after a cancel is discarded with its artifacts.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from gateway.artifacts.files import Artifacts
 from gateway.config.settings import TaskSettings
 from gateway.metrics import Metrics
 from gateway.stores.base import Artifact, Task, TaskStore
-from gateway.tasks.active import RUNNING, StopSignal
-from gateway.tasks.outcomes import Recorder
+from gateway.tasks.active import StopSignal
+from gateway.tasks.outcomes import RUNNING, Outcomes
 from gateway.tasks.outputs import store_output
 from providers.base import UpstreamError
 from providers.music.base import TERMINAL_STATES, MusicAdapter, MusicJob, MusicStatus
@@ -26,7 +30,7 @@ class Poller:
         artifacts: Artifacts,
         settings: TaskSettings,
         metrics: Metrics,
-        recorder: Recorder,
+        outcomes: Outcomes,
         *,
         clock: Callable[[], float],
         rng: random.Random,
@@ -35,11 +39,12 @@ class Poller:
         self._artifacts = artifacts
         self._settings = settings
         self._metrics = metrics
-        self._recorder = recorder
+        self._outcomes = outcomes
         self._clock = clock
         self._rng = rng
 
     async def poll(self, task: Task, adapter: MusicAdapter, job: MusicJob) -> MusicStatus:
+        """The job's terminal status; the task's progress is recorded on the way."""
         deadline = self._clock() + self._settings.deadline_s
         delay = self._settings.poll_initial_s
         hint: float | None = None
@@ -72,6 +77,7 @@ class Poller:
                 )
 
     async def succeed(self, task: Task, adapter: MusicAdapter, status: MusicStatus) -> None:
+        """Copy a succeeded job's outputs into artifacts and record them as the task's result."""
         if not status.outputs:
             raise UpstreamError("server", "The provider's job finished without audio.")
         stored: list[Artifact] = []
@@ -99,7 +105,7 @@ class Poller:
                     for a in stored
                 ]
             }
-            if not await self._recorder.finish(
+            if not await self._outcomes.finish(
                 task, {"status": "succeeded", "progress": 1.0, "result": result}
             ):
                 raise StopSignal  # canceled meanwhile: the late result is discarded

@@ -1,4 +1,6 @@
-"""What the API shows of a task: its public fields, never the runner's bookkeeping."""
+"""A task as the API shows it: what ``POST /v1/music/generations`` answers and ``/v1/tasks``
+lists and returns. The runner's bookkeeping (plan, job, lease) stays inside.
+"""
 
 from __future__ import annotations
 

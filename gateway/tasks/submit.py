@@ -1,8 +1,10 @@
-"""Submitting a task's job: to the first deployment of its plan that takes it.
+"""Getting a task's job at a provider: the one already recorded for it, or a new submission
+that falls through the task's plan of deployments.
 
-A submit falls to the next deployment only when the provider certainly took nothing
-(connection refused, or 429); any other failure ends the task, because the provider may have
-the job and a paid job is never submitted twice.
+A submission falls to the next deployment only when the provider certainly did not take the
+job (connection refused, or 429). The task is marked ``submitting`` first, so a replica taking
+over a task whose driver died mid-submission knows the provider may hold a paid job and ends the
+task instead of submitting it twice.
 """
 
 from __future__ import annotations
@@ -13,22 +15,72 @@ import structlog
 
 from gateway.artifacts.files import Artifacts
 from gateway.contract.errors import GatewayError
-from gateway.stores.base import Task
-from gateway.tasks.active import Active
+from gateway.stores.base import Task, TaskStore
+from gateway.tasks.active import ActiveTask, StopSignal
+from gateway.tasks.outcomes import INTERRUPTED_MESSAGE, UNFINISHED
 from providers.base import UpstreamError
 from providers.music.base import MusicAdapter, MusicJob, MusicRequest, ReferenceAudio
 
 _SUBMIT_FALLBACK_KINDS = frozenset({"connect", "rate_limited"})  # the provider took nothing
+_QUEUED = frozenset({"queued"})
 _log = structlog.get_logger("beatra.tasks")
 
 
 class Submitter:
-    def __init__(self, adapters: Mapping[str, MusicAdapter], artifacts: Artifacts) -> None:
-        self._adapters = adapters
+    def __init__(
+        self, store: TaskStore, artifacts: Artifacts, adapters: Mapping[str, MusicAdapter]
+    ) -> None:
+        self._store = store
         self._artifacts = artifacts
+        self._adapters = adapters
 
-    async def submit(
-        self, task: Task, active: Active
+    async def job_for(self, task: Task, active: ActiveTask) -> tuple[MusicAdapter, MusicJob]:
+        """The task's job (resumed or newly submitted), also kept on ``active``."""
+        resumed = await self._resume(task, active)
+        if resumed is not None:
+            return resumed
+        return await self._start(task, active)
+
+    async def _resume(self, task: Task, active: ActiveTask) -> tuple[MusicAdapter, MusicJob] | None:
+        """A task another driver already submitted: go on polling its job, or give up on it."""
+        current = await self._store.get(task.task_id)
+        if current is None or current.status not in UNFINISHED:
+            raise StopSignal
+        if current.job is None:
+            return None  # never submitted: safe to submit now
+        provider = current.provider
+        if "job_id" not in current.job or provider is None or provider not in self._adapters:
+            # The driver died while submitting: the provider may have the job. A paid job is
+            # never submitted twice, so the task ends here, saying why.
+            raise GatewayError("service_unavailable", INTERRUPTED_MESSAGE)
+        adapter = self._adapters[provider]
+        job = MusicJob(current.job["job_id"], dict(current.job.get("data") or {}))
+        active.adapter, active.job = adapter, job
+        _log.info("task_resumed", task_id=task.task_id, job_id=job.job_id)
+        return adapter, job
+
+    async def _start(self, task: Task, active: ActiveTask) -> tuple[MusicAdapter, MusicJob]:
+        marked = await self._store.update(task.task_id, _QUEUED, {"job": {"submitting": True}})
+        if marked is None:
+            raise StopSignal  # canceled before it started
+        adapter, job, target = await self._submit(task, active)
+        started = await self._store.update(
+            task.task_id,
+            _QUEUED,
+            {
+                "status": "running",
+                "updated_at": int(self._artifacts.now()),
+                "model": target["model"],
+                "provider": target["provider"],
+                "job": {"job_id": job.job_id, "data": job.data},
+            },
+        )
+        if started is None:
+            raise StopSignal  # canceled while the provider was taking the job
+        return adapter, job
+
+    async def _submit(
+        self, task: Task, active: ActiveTask
     ) -> tuple[MusicAdapter, MusicJob, dict[str, str]]:
         params = task.params
         reference = await self._reference(task)
