@@ -76,6 +76,11 @@ class RedisState:
             async with asyncio.timeout(self.timeout_s):
                 return await call
         except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # The caller was cancelled and the client reported it as a failed call: the
+                # store is not down, and the cancellation must go on.
+                raise asyncio.CancelledError from exc
             self.mark_down()
             raise StateUnavailable(str(exc) or type(exc).__name__) from exc
         except RedisError as exc:  # an answer, if a wrong one: the store itself is up

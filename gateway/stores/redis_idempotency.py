@@ -179,6 +179,7 @@ class RedisIdempotency:
         self._unwritten: OrderedDict[str, _Unwritten] = OrderedDict()
         self._unwritten_bytes = 0
         self._keeper: asyncio.Task[None] | None = None
+        self._closed = False  # closed: nothing is renewed or written back any more
         self._nudge = asyncio.Event()  # wakes the keeper early: Redis is back
         state.when_up(self._nudge.set)
 
@@ -254,12 +255,14 @@ class RedisIdempotency:
 
     def _keep(self) -> None:
         """Make sure the loop that renews held claims and writes back answers is running."""
-        if self._keeper is None:
+        if self._keeper is None and not self._closed:
             self._keeper = self._state.spawn(self._keep_claims())
 
     async def _keep_claims(self) -> None:
         try:
-            while self._held or self._unwritten:
+            # The flag, not only the cancel, ends the loop: a Redis call that is cancelled may
+            # surface as a connection error, which the loop takes for an outage.
+            while not self._closed and (self._held or self._unwritten):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._renew_every_s):
                         await self._nudge.wait()
@@ -293,6 +296,7 @@ class RedisIdempotency:
 
     async def close(self) -> None:
         """Stop renewing and writing back (what a replica's death does)."""
+        self._closed = True
         keeper = self._keeper
         if keeper is not None:
             keeper.cancel()
