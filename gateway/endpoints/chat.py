@@ -47,6 +47,11 @@ def record_usage(ctx: RequestContext, usage: Any) -> None:
             ctx.completion_tokens = completion
 
 
+def answer_headers(base: RawHeaders, reservation: Reservation | None) -> RawHeaders:
+    """The answer's headers: its own, then the rate limits' (``x-ratelimit-*``) if any."""
+    return base if reservation is None else [*base, *reservation.headers]
+
+
 def tokens_used(ctx: RequestContext) -> int | None:
     """What the answer really cost, for settling the reservation (None: unknown)."""
     if ctx.model_served is None:
@@ -63,12 +68,10 @@ class PreparedChat(Prepared):
         "body",
         "call",
         "chat",
-        "ctx",
-        "limiter",
+        "endpoint",
         "plan",
         "request",
         "reservation",
-        "shedder",
     )
 
     def __init__(
@@ -80,38 +83,25 @@ class PreparedChat(Prepared):
         endpoint: ChatEndpoint,
     ) -> None:
         self.request = request
-        self.ctx = request.ctx
         self.body = body
         self.chat = chat
         self.plan = plan
-        self.limiter = endpoint.limiter
-        self.shedder = endpoint.shedder
+        self.endpoint = endpoint
         self.reservation: Reservation | None = None
         # What the relay sends (each deployment gets a copy naming its own upstream model).
-        self.call = ChatCall(
-            body=body,
-            upstream_model="",
-            request_id=self.ctx.request_id,
-            stream=chat.stream,
-            include_usage=chat.include_usage,
-        )
+        # Positional: this runs on every request.
+        self.call = ChatCall(body, "", request.ctx.request_id, chat.stream, chat.include_usage)
 
     def fingerprint(self) -> str:
         return Idempotency.fingerprint("POST", self.request.path, self.body)
 
-    def admitted(
-        self, plan: list[Candidate], reservation: Reservation | None
-    ) -> tuple[list[Candidate], RawHeaders]:
-        """Keep the rate limiter's reservation (settled at the end); the plan it allows and
-        the headers the answer carries."""
-        self.reservation = reservation
-        return plan, reservation.headers if reservation is not None else []
-
     def settle(self) -> Awaitable[None] | None:
-        self.shedder.exit()
-        if self.reservation is None:
+        self.endpoint.shedder.exit()
+        reservation = self.reservation
+        if reservation is None:
             return None
-        return self.limiter.settle(self.reservation, self.ctx.model_served, tokens_used(self.ctx))
+        ctx = self.request.ctx
+        return self.endpoint.limiter.settle(reservation, ctx.model_served, tokens_used(ctx))
 
 
 class ChatEndpoint(CreateEndpoint[PreparedChat]):
@@ -165,9 +155,8 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
         # Rate limits come after the Idempotency-Key: a replay is never charged.
-        plan, headers = prepared.admitted(
-            *await self.limiter.admit(key, prepared.plan, prepared.chat)
-        )
+        plan, reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
+        prepared.reservation = reservation  # settled when the request is over
         call = prepared.call
         async with cancel_on_disconnect(request) as guard:
             # The context is the relay's outcome record: what it took is logged from there.
@@ -179,15 +168,14 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
                 ticket.record(body)
                 await self._idempotency.finish(ticket, 200, b"application/json")
             guard.finishing()
-            await request.respond_bytes(200, body, [*JSON_HEADERS, *headers])
+            await request.respond_bytes(200, body, answer_headers(JSON_HEADERS, reservation))
 
     async def _stream(
         self, request: Request, key: KeySettings, prepared: PreparedChat, ticket: Ticket | None
     ) -> None:
         # Rate limits come after the Idempotency-Key: a replay is never charged.
-        plan, headers = prepared.admitted(
-            *await self.limiter.admit(key, prepared.plan, prepared.chat)
-        )
+        plan, reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
+        prepared.reservation = reservation  # settled when the request is over
         call = prepared.call
         ctx = request.ctx
         send = request.send
@@ -200,7 +188,7 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
                     {
                         "type": "http.response.start",
                         "status": 200,
-                        "headers": [*SSE_HEADERS, *headers],
+                        "headers": answer_headers(SSE_HEADERS, reservation),
                     }
                 )
                 events = self._events(opened.first, model_id, call.include_usage, ctx)
