@@ -83,9 +83,12 @@ class CreateEndpoint(Generic[P]):
             prepared = await self.prepare(request, key)
         ticket: Ticket | None = None
         try:
-            # Most requests carry no key: they skip the claim without creating its coroutine.
-            if request.header(IDEMPOTENCY_HEADER) is not None:
-                claimed = await self._idempotency.claim(request, key.name, prepared.fingerprint)
+            # Most requests carry no key: they skip the claim, and the fingerprint (a
+            # canonical dump of the body) is computed only for those that do.
+            raw = request.header(IDEMPOTENCY_HEADER)
+            if raw is not None:
+                fingerprint = prepared.fingerprint()
+                claimed = await self._idempotency.claim(raw, key.name, fingerprint)
                 if isinstance(claimed, StoredResponse):
                     prepared.before_replay()
                     await render_replay(request, claimed)

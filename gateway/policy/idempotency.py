@@ -85,26 +85,20 @@ class Idempotency:
         canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
 
-    async def claim(
-        self, request: Request, key_name: str, fingerprint: Callable[[], str]
-    ) -> Ticket | StoredResponse | None:
-        """Claim the request's key: a ``Ticket`` to record the answer under, the kept answer to
-        replay (``render_replay``), or ``None`` when the request has no key. Refusals
-        (conflict, still running, unreplayable) raise. ``fingerprint`` is called only when there
-        is a key: canonicalising a body costs, and most requests have none."""
-        raw = request.header(HEADER)
-        if raw is None:
-            return None
+    async def claim(self, raw: bytes, key_name: str, fingerprint: str) -> Ticket | StoredResponse:
+        """Claim the Idempotency-Key ``raw`` (the header's bytes) for ``fingerprint``: a
+        ``Ticket`` to record the answer under, or the kept answer to replay
+        (``render_replay``). Refusals (malformed, conflict, still running, unreplayable)
+        raise."""
         if not _VALID_KEY.fullmatch(raw):
             raise invalid(
                 [{"field": "Idempotency-Key", "issue": "must be 1-255 visible ASCII characters"}]
             )
         scope = f"{key_name}\n{raw.decode()}"
-        bound_to = fingerprint()
         try:
             async with asyncio.timeout(self._settings.wait_s):
                 while True:
-                    claim = await self._store.claim(scope, bound_to, self._clock())
+                    claim = await self._store.claim(scope, fingerprint, self._clock())
                     if claim.state != "in_progress":
                         break
                     await self._store.wait(scope)
