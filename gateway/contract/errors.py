@@ -103,13 +103,14 @@ class GatewayError(Exception):
 class DependencyUnavailable(Exception):  # noqa: N818 - named for what the caller sees
     """Something the gateway needs (its shared state store) is unreachable. Not a
     ``GatewayError``: code that handles a client's mistakes must not handle this too. The
-    router answers it with ``UNAVAILABLE``."""
+    router answers it with ``answer()``."""
 
-
-UNAVAILABLE = (
-    "service_unavailable",
-    "The gateway's shared state store is unreachable; retry shortly.",
-)
+    def answer(self) -> GatewayError:
+        return GatewayError(
+            "service_unavailable",
+            "The gateway's shared state store is unreachable; retry shortly.",
+            headers={"retry-after": "1"},
+        )
 
 
 # One 400 lists at most this many problems: a body of a million bad items must not get a

@@ -17,7 +17,6 @@ from typing import Any
 import structlog
 
 from gateway.contract.errors import (
-    UNAVAILABLE,
     DependencyUnavailable,
     GatewayError,
     error_response,
@@ -116,8 +115,7 @@ class Router:
             await send_error(request, error)
         except DependencyUnavailable as exc:
             _log.error("state_unavailable", request_id=ctx.request_id, error=str(exc))
-            code, message = UNAVAILABLE
-            await send_error(request, GatewayError(code, message, headers={"retry-after": "1"}))
+            await send_error(request, exc.answer())
 
 
 async def send_error(request: Request, error: GatewayError) -> None:
