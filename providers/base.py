@@ -12,9 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-from providers.scrub import MAX_MESSAGE_CHARS, Scrubber, clean_message
-
-__all__ = ["MAX_MESSAGE_CHARS", "clean_message"]
+from providers.scrub import Scrubber
 
 JSON = dict[str, Any]
 OptionsT = TypeVar("OptionsT")

@@ -92,7 +92,7 @@ class AnthropicAdapter:
         if not call.stream:
             call = dataclasses.replace(call, stream=True)
         payload = build_request(call, self._default_max_tokens)
-        translator = StreamTranslator(call.upstream_model)
+        translator = StreamTranslator(call.upstream_model, scrubber=self._http.scrubber)
         async with self._http.open_stream(
             MESSAGES_PATH,
             payload,

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, UpstreamError, classify_status, clean_message
+from providers.base import JSON, UpstreamError, classify_status
 from providers.http.framing import parse_retry_after
 from providers.scrub import STRUCTURAL, Scrubber
 
@@ -148,9 +148,15 @@ class StreamTranslator:
     """
 
     def __init__(
-        self, model: str, *, completion_id: str | None = None, created: int | None = None
+        self,
+        model: str,
+        *,
+        completion_id: str | None = None,
+        created: int | None = None,
+        scrubber: Scrubber = STRUCTURAL,
     ) -> None:
         self.model = model
+        self._scrubber = scrubber  # cleans an error event's text, as for an error response
         self.completion_id = completion_id
         self.created = int(time.time()) if created is None else created
         self.finished = False
@@ -186,7 +192,7 @@ class StreamTranslator:
             chunks = [] if self._finish_sent else [self._chunk({}, "stop")]
             return [*chunks, self._usage_chunk()]
         if kind == "error":
-            message = clean_message(_error_text(event))
+            message = self._scrubber.clean(_error_text(event))
             raise UpstreamError("server", message or "The provider's stream failed.")
         # ping, content_block_stop, and event types Anthropic may add later: nothing to say.
         return []

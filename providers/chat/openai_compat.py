@@ -20,7 +20,6 @@ from providers.base import (
     ProviderSettings,
     UpstreamError,
     classify_status,
-    clean_message,
     read_options,
 )
 from providers.http.framing import parse_retry_after
@@ -55,8 +54,9 @@ def parse_completion(raw: bytes) -> JSON:
     return data
 
 
-def parse_chunk(raw: bytes) -> JSON | None:
-    """One stream event; ``None`` for the ``[DONE]`` sentinel."""
+def parse_chunk(raw: bytes, scrubber: Scrubber = STRUCTURAL) -> JSON | None:
+    """One stream event; ``None`` for the ``[DONE]`` sentinel. An error event's text is
+    cleaned by ``scrubber``, as an error response's is."""
     if raw == b"[DONE]":
         return None
     try:
@@ -67,7 +67,7 @@ def parse_chunk(raw: bytes) -> JSON | None:
         raise UpstreamError("server", "The provider sent an unexpected stream event.")
     if "error" in data and "choices" not in data:
         error = data["error"] if isinstance(data["error"], dict) else {}
-        raise UpstreamError("server", clean_message(str(error.get("message") or "stream error")))
+        raise UpstreamError("server", scrubber.clean(str(error.get("message") or "stream error")))
     return data
 
 
@@ -131,6 +131,7 @@ class OpenAICompatAdapter:
 
     async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         payload = build_request(call, stream_usage=self._stream_usage)
+        scrubber = self._http.scrubber
         async with self._http.open_stream(
             "/chat/completions",
             payload,
@@ -142,7 +143,7 @@ class OpenAICompatAdapter:
                 chunks: list[JSON] = []
                 for raw in raws:
                     try:
-                        chunk = parse_chunk(raw)
+                        chunk = parse_chunk(raw, scrubber)
                     except UpstreamError:
                         if chunks:
                             yield chunks  # what came before the broken event still goes out

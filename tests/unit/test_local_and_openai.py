@@ -8,10 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
-from providers.base import ChatCall, ProviderSettings, UpstreamError, clean_message
+from providers.base import ChatCall, ProviderSettings, UpstreamError
 from providers.chat.local import LocalAdapter
 from providers.chat.openai_compat import build_request, error_from_response, parse_chunk
 from providers.http.framing import parse_retry_after
+from providers.scrub import clean_message
 from providers.tokens import count_messages, count_text
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from gateway.config.settings import settings_from_dict
-from providers.chat.openai_compat import error_from_response
+from providers.base import UpstreamError
+from providers.chat.anthropic_response import StreamTranslator
+from providers.chat.openai_compat import error_from_response, parse_chunk
 from providers.scrub import (
     AMBIGUOUS_MODEL,
     MAX_MESSAGE_CHARS,
@@ -139,3 +142,15 @@ def test_loaded_settings_give_each_provider_every_secret_and_its_own_models() ->
     text = f"{OPENAI_SECRET[:-2]} {ANTHROPIC_SECRET.upper()} upstream-gpt claude-upstream"
     # Every provider's secret and every deployment's model id.
     assert scrubber.clean(text) == "[redacted] [redacted] gpt-test claude-test"
+
+
+def test_error_events_in_a_stream_are_scrubbed_like_error_answers() -> None:
+    leak = f"Key {PLAIN_KEY.lower()[:-1]} cannot use gpt-4o-2024-08-06 at 10.1.2.3"
+    event = orjson.dumps({"error": {"message": leak}})
+    with pytest.raises(UpstreamError) as openai_error:
+        parse_chunk(event, SCRUBBER)
+    translator = StreamTranslator("claude", scrubber=SCRUBBER)
+    with pytest.raises(UpstreamError) as anthropic_error:
+        translator.feed({"type": "error", "error": {"type": "overloaded_error", "message": leak}})
+    for error in (openai_error.value, anthropic_error.value):
+        assert error.message == "Key [redacted] cannot use smart at [address]"
