@@ -115,13 +115,19 @@ async def until_marked(
         await asyncio.sleep(0.02)
 
 
+def holder_and_waiter(url: str, prefix: str) -> tuple[RedisIdempotency, RedisIdempotency]:
+    """Two replicas' stores: one that claims (short lease), one that waits (quick re-checks)."""
+    holder = RedisIdempotency(replica(url, prefix), 100, 10, 10_000, lease_s=0.5)
+    waiter = RedisIdempotency(replica(url, prefix), 100, 10, 10_000, poll_s=0.05)
+    return holder, waiter
+
+
 def test_an_answer_finished_while_redis_is_away_is_kept_and_written_back() -> None:
     with running_redis() as server:
 
         async def scenario() -> None:
             prefix = fresh_prefix()
-            one = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, lease_s=0.5)
-            two = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, poll_s=0.05)
+            one, two = holder_and_waiter(server.url, prefix)
             assert (await one.claim("k", "fp", 0)).state == "new"
             server.stop()
             await one.complete("k", answer(b"paid for"), 1)  # no error: the client gets it
@@ -141,8 +147,7 @@ def test_held_claims_come_back_after_an_empty_restart_and_a_dead_holders_go() ->
 
         async def scenario() -> None:
             prefix = fresh_prefix()
-            one = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, lease_s=0.5)
-            two = RedisIdempotency(replica(server.url, prefix), 100, 10, 10_000, poll_s=0.05)
+            one, two = holder_and_waiter(server.url, prefix)
             assert (await one.claim("k", "fp", 0)).state == "new"
             server.restart()
             # The running request's claim is back within a renewal.
