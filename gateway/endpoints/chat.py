@@ -25,7 +25,7 @@ from gateway.policy.auth import KeyRing
 from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
-from gateway.policy.relay import Relay
+from gateway.policy.relay import Relay, RelayCanceled, Relayed, RelayFailed
 from gateway.policy.routing import Candidate, Catalog
 from providers.base import JSON, ChatCall, UpstreamError
 
@@ -45,6 +45,21 @@ def record_usage(ctx: RequestContext, usage: Any) -> None:
             ctx.prompt_tokens = prompt
         if isinstance(completion, int):
             ctx.completion_tokens = completion
+
+
+def relay_ended(ctx: RequestContext, ended: RelayFailed | RelayCanceled) -> BaseException:
+    """What a relay run that got no answer leaves to raise, once what it took is logged."""
+    ctx.attempts = ended.attempts
+    ctx.upstream_seconds = ended.upstream_seconds
+    return ended.error if isinstance(ended, RelayFailed) else ended
+
+
+def relay_answered(ctx: RequestContext, relayed: Relayed[Any]) -> str:
+    """Log who served the answer and what it took; the catalog id the answer is labelled with."""
+    candidate, _, ctx.attempts, ctx.upstream_seconds = relayed
+    ctx.provider = candidate.deployment.provider
+    ctx.model_served = model_id = candidate.model.id
+    return model_id
 
 
 def answer_headers(base: RawHeaders, reservation: Reservation | None) -> RawHeaders:
@@ -158,11 +173,17 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         plan, reservation = await self.limiter.admit(key, prepared.plan, prepared.chat)
         prepared.reservation = reservation  # settled when the request is over
         call = prepared.call
+        ctx = request.ctx
         async with cancel_on_disconnect(request) as guard:
-            # The context is the relay's outcome record: what it took is logged from there.
-            candidate, answer = await self._relay.complete(plan, call, request.ctx)
-            answer["model"] = candidate.model.id
-            record_usage(request.ctx, answer.get("usage"))
+            try:
+                relayed = await self._relay.complete(plan, call)
+            except (RelayFailed, RelayCanceled) as ended:
+                raise relay_ended(ctx, ended) from None
+            # Inline, not relay_answered(): this is the busiest line of the JSON path.
+            candidate, answer, ctx.attempts, ctx.upstream_seconds = relayed
+            ctx.provider = candidate.deployment.provider
+            answer["model"] = ctx.model_served = candidate.model.id
+            record_usage(ctx, answer.get("usage"))
             body = orjson.dumps(answer)
             if ticket is not None:
                 ticket.record(body)
@@ -180,8 +201,12 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         ctx = request.ctx
         send = request.send
         async with cancel_on_disconnect(request) as guard:
-            opened = await self._relay.open_stream(plan, call, ctx)
-            model_id = opened.candidate.model.id
+            try:
+                opened = await self._relay.open_stream(plan, call)
+            except (RelayFailed, RelayCanceled) as ended:
+                raise relay_ended(ctx, ended) from None
+            model_id = relay_answered(ctx, opened)
+            first, rest = opened[1]
             self._metrics.open_streams.inc()
             try:
                 await send(
@@ -191,14 +216,14 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
                         "headers": answer_headers(SSE_HEADERS, reservation),
                     }
                 )
-                events = self._events(opened.first, model_id, call.include_usage, ctx)
+                events = self._events(first, model_id, call.include_usage, ctx)
                 ctx.ttft = ctx.elapsed()
                 if events:
                     if ticket is not None:
                         ticket.record(events)
                     await send({"type": "http.response.body", "body": events, "more_body": True})
                 try:
-                    async for batch in opened.rest:
+                    async for batch in rest:
                         events = self._events(batch, model_id, call.include_usage, ctx)
                         if events:
                             if ticket is not None:
@@ -237,7 +262,7 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
                 await send({"type": "http.response.body", "body": final, "more_body": False})
             finally:
                 self._metrics.open_streams.dec()
-                await opened.rest.aclose()  # type: ignore[attr-defined]
+                await rest.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
     def _events(

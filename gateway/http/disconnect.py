@@ -105,7 +105,12 @@ class cancel_on_disconnect:  # noqa: N801 (used like a function: ``async with ca
             # matters: a cancelled task leaves a reference cycle (its CancelledError's traceback
             # holds its frames) for the garbage collector, one per request.
             self._watcher.cancel()
-        if kind is asyncio.CancelledError and self._ctx.disconnected and self._task is not None:
+        if (
+            kind is not None
+            and issubclass(kind, asyncio.CancelledError)
+            and self._ctx.disconnected
+            and self._task is not None
+        ):
             self._task.uncancel()  # the cancellation was ours; the request simply ends here
             return True
         return False

@@ -8,7 +8,8 @@ capped at what is left of it, and a retry or fallback starts only while some is 
 deployments cool down (the circuit breaker), and a plan whose deployments are all cooling fails
 fast with ``model_unavailable``. An ``UpstreamError`` that ends the plan becomes the contract's
 error by ``gateway.contract.errors.from_upstream``. What the run took (attempts, upstream
-seconds, who served) is written to the caller's ``RelayOutcome``, never to the request.
+seconds) comes back as a value whichever way it ends: ``Relayed`` beside the answer,
+``RelayFailed`` around the client's error, ``RelayCanceled`` when the request was canceled.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -39,9 +39,11 @@ def _complete_with(adapter: ChatAdapter, call: ChatCall) -> Awaitable[JSON]:
     return adapter.complete(call)
 
 
-async def _first_chunk(
-    adapter: ChatAdapter, call: ChatCall
-) -> tuple[list[JSON], AsyncIterator[list[JSON]]]:
+FirstChunk = tuple[list[JSON], AsyncIterator[list[JSON]]]
+"""An open stream: its first batch of chunks, and an iterator of the other batches."""
+
+
+async def _first_chunk(adapter: ChatAdapter, call: ChatCall) -> FirstChunk:
     chunks = adapter.stream(call)
     try:
         first = await anext(chunks)
@@ -53,25 +55,29 @@ async def _first_chunk(
     return first, chunks
 
 
-class RelayOutcome(Protocol):
-    """Where the relay writes what running a plan took, as it runs (so a failure reports it
-    too): the calls made, the seconds spent waiting on providers, and who served the answer.
-    The request's context is one (chat passes it: the access log reads these), and so is any
-    object with these attributes."""
-
-    attempts: int
-    upstream_seconds: float
-    provider: str | None
-    model_served: str | None
+Relayed = tuple[Candidate, T, int, float]
+"""A plan that got its answer: who served it, the answer, the calls made and the seconds spent
+waiting on providers. (A plain tuple: it is built on every request.)"""
 
 
-@dataclass(slots=True)
-class OpenStream:
-    """A stream whose first batch of chunks has arrived; ``rest`` yields the other batches."""
+class RelayFailed(Exception):  # noqa: N818 - the plan's outcome, like Relayed
+    """The plan ended without an answer: ``error`` is what the client is told."""
 
-    candidate: Candidate
-    first: list[JSON]
-    rest: AsyncIterator[list[JSON]]
+    def __init__(self, error: GatewayError, attempts: int, upstream_seconds: float) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.attempts = attempts
+        self.upstream_seconds = upstream_seconds
+
+
+class RelayCanceled(asyncio.CancelledError):
+    """The request was canceled (client gone, shutdown) while the plan ran; it propagates as
+    the cancellation it is, carrying what the run took so far."""
+
+    def __init__(self, attempts: int, upstream_seconds: float) -> None:
+        super().__init__()
+        self.attempts = attempts
+        self.upstream_seconds = upstream_seconds
 
 
 class Relay:
@@ -94,91 +100,92 @@ class Relay:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    def complete(
-        self, plan: list[Candidate], call: ChatCall, outcome: RelayOutcome
-    ) -> Coroutine[Any, Any, tuple[Candidate, JSON]]:
+    def complete(self, plan: list[Candidate], call: ChatCall) -> Coroutine[Any, Any, Relayed[JSON]]:
         """Run the plan for a whole answer. (A plain function returning the loop's coroutine:
         one frame less on every resumption of the request.)"""
-        return self._run(plan, call, outcome, _complete_with)
+        return self._run(plan, call, _complete_with)
 
-    async def open_stream(
-        self, plan: list[Candidate], call: ChatCall, outcome: RelayOutcome
-    ) -> OpenStream:
+    def open_stream(
+        self, plan: list[Candidate], call: ChatCall
+    ) -> Coroutine[Any, Any, Relayed[FirstChunk]]:
         """Run the plan until a stream's first chunk is in hand."""
-        candidate, (first, rest) = await self._run(plan, call, outcome, _first_chunk)
-        return OpenStream(candidate, first, rest)
+        return self._run(plan, call, _first_chunk)
 
     async def _run(
         self,
         plan: list[Candidate],
         call: ChatCall,
-        outcome: RelayOutcome,
         attempt: Callable[[ChatAdapter, ChatCall], Awaitable[T]],
-    ) -> tuple[Candidate, T]:
-        last_error: UpstreamError | None = None
-        tried_deployments = 0
-        # On the event loop's clock, the one the HTTP client's timers run on.
-        loop_time = asyncio.get_running_loop().time
-        deadline = loop_time() + self._settings.request_timeout_s
-        for candidate in plan:
-            deployment = candidate.deployment
-            if tried_deployments and loop_time() >= deadline:
-                break  # no time left for a fallback
-            if not await self._cooldowns.available(deployment.id, self._clock()):
-                continue
-            if tried_deployments:
-                self._metrics.fallbacks.labels(candidate.model.id).inc()
-            tried_deployments += 1
-            routed = ChatCall(
-                body=call.body,
-                upstream_model=deployment.model,
-                request_id=call.request_id,
-                stream=call.stream,
-                include_usage=call.include_usage,
-                deadline=deadline,
-            )
-            for number in range(self._settings.attempts_per_deployment):
-                if number:
-                    self._metrics.retries.labels(candidate.model.id).inc()
-                outcome.attempts += 1
-                started = time.perf_counter()
-                try:
-                    result = await attempt(self._adapters[deployment.provider], routed)
-                except asyncio.CancelledError:
-                    # The client went away mid-call: not a provider failure, but worth counting.
-                    waited = time.perf_counter() - started
-                    outcome.upstream_seconds += waited
-                    self._metrics.upstream_attempt(
-                        deployment.provider, candidate.model.id, "canceled", waited
-                    )
-                    raise
-                except UpstreamError as error:
-                    waited = time.perf_counter() - started
-                    outcome.upstream_seconds += waited
-                    self._metrics.upstream_attempt(
-                        deployment.provider,
-                        candidate.model.id,
-                        UPSTREAM_OUTCOMES[error.kind],
-                        waited,
-                    )
-                    last_error = error
-                    delay = await self._after_failure(candidate, error, number, call.request_id)
-                    if delay is None or loop_time() + delay >= deadline:
-                        break  # move on (a fallback, if the deadline leaves time for one)
-                    await self._sleep(delay)
+    ) -> Relayed[T]:
+        attempts = 0
+        upstream_seconds = 0.0
+        try:
+            last_error: UpstreamError | None = None
+            tried_deployments = 0
+            # On the event loop's clock, the one the HTTP client's timers run on.
+            loop_time = asyncio.get_running_loop().time
+            deadline = loop_time() + self._settings.request_timeout_s
+            for candidate in plan:
+                deployment = candidate.deployment
+                if tried_deployments and loop_time() >= deadline:
+                    break  # no time left for a fallback
+                if not await self._cooldowns.available(deployment.id, self._clock()):
                     continue
-                waited = time.perf_counter() - started
-                outcome.upstream_seconds += waited
-                self._metrics.upstream_attempt(
-                    deployment.provider, candidate.model.id, "ok", waited
+                if tried_deployments:
+                    self._metrics.fallbacks.labels(candidate.model.id).inc()
+                tried_deployments += 1
+                routed = ChatCall(
+                    body=call.body,
+                    upstream_model=deployment.model,
+                    request_id=call.request_id,
+                    stream=call.stream,
+                    include_usage=call.include_usage,
+                    deadline=deadline,
                 )
-                await self._cooldowns.success(deployment.id)
-                outcome.model_served = candidate.model.id
-                outcome.provider = deployment.provider
-                return candidate, result
-        if last_error is None:
-            raise GatewayError("model_unavailable")
-        raise from_upstream(last_error)
+                for number in range(self._settings.attempts_per_deployment):
+                    if number:
+                        self._metrics.retries.labels(candidate.model.id).inc()
+                    attempts += 1
+                    started = time.perf_counter()
+                    try:
+                        result = await attempt(self._adapters[deployment.provider], routed)
+                    except asyncio.CancelledError:
+                        # The client went away mid-call: not a provider failure, but worth counting.
+                        waited = time.perf_counter() - started
+                        upstream_seconds += waited
+                        self._metrics.upstream_attempt(
+                            deployment.provider, candidate.model.id, "canceled", waited
+                        )
+                        raise
+                    except UpstreamError as error:
+                        waited = time.perf_counter() - started
+                        upstream_seconds += waited
+                        self._metrics.upstream_attempt(
+                            deployment.provider,
+                            candidate.model.id,
+                            UPSTREAM_OUTCOMES[error.kind],
+                            waited,
+                        )
+                        last_error = error
+                        delay = await self._after_failure(candidate, error, number, call.request_id)
+                        if delay is None or loop_time() + delay >= deadline:
+                            break  # move on (a fallback, if the deadline leaves time for one)
+                        await self._sleep(delay)
+                        continue
+                    waited = time.perf_counter() - started
+                    upstream_seconds += waited
+                    self._metrics.upstream_attempt(
+                        deployment.provider, candidate.model.id, "ok", waited
+                    )
+                    await self._cooldowns.success(deployment.id)
+                    return candidate, result, attempts, upstream_seconds
+            if last_error is None:
+                raise GatewayError("model_unavailable")
+            raise from_upstream(last_error)
+        except GatewayError as error:
+            raise RelayFailed(error, attempts, upstream_seconds) from None
+        except asyncio.CancelledError:
+            raise RelayCanceled(attempts, upstream_seconds) from None
 
     async def _after_failure(
         self, candidate: Candidate, error: UpstreamError, number: int, request_id: str

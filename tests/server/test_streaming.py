@@ -11,7 +11,15 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config.settings import settings_from_dict
-from tests.conftest import TEST_ENV, GatewayFactory, Upstream, auth, base_config, wait_until
+from tests.conftest import (
+    TEST_ENV,
+    CapturedLogs,
+    GatewayFactory,
+    Upstream,
+    auth,
+    base_config,
+    wait_until,
+)
 from tests.fakes.server import UvicornServer
 
 CHAT = "/v1/chat/completions"
@@ -173,7 +181,7 @@ def test_client_disconnect_cancels_the_upstream_stream(
 
 
 def test_client_disconnect_cancels_a_sync_upstream_call(
-    any_server: UvicornServer, openai_fake: Upstream
+    any_server: UvicornServer, openai_fake: Upstream, logs: CapturedLogs
 ) -> None:
     gateway = any_server
     openai_fake.plan.push("slow", delay=5.0)
@@ -190,6 +198,16 @@ def test_client_disconnect_cancels_a_sync_upstream_call(
         raise AssertionError("the slow upstream answered too early")
     wait_until(lambda: openai_fake.plan.abandoned_requests == 1)
     wait_until(lambda: 'route="/v1/chat/completions"' in _disconnects(gateway))
+    # The canceled relay still reports what it took: one call, waited on until the client left.
+    (line,) = [entry for entry in logs.lines() if entry.get("route") == CHAT]
+    assert (line["status"], line["attempts"], line["model_served"]) == (499, 1, None)
+    # The wait on the provider is not the gateway's overhead (the request took >= 0.3 s).
+    overhead = [
+        float(text.rsplit(" ", 1)[1])
+        for text in httpx.get(gateway.url + "/metrics").text.splitlines()
+        if text.startswith('beatra_gateway_overhead_seconds_sum{route="/v1/chat/completions"}')
+    ]
+    assert overhead and overhead[0] < 0.2
 
 
 def _disconnects(server: UvicornServer) -> str:
