@@ -15,12 +15,17 @@ counts the same user-space instructions, but the servers run some 50x slower, so
 compare two versions of the code on one machine, at the same settings, never against perf's
 figures. The default there is c=8 for 10 s.
 
+``gateway-redis`` is the same gateway with ``state.backend = "redis"`` (rate limits, cooldowns
+and idempotency in a local ``redis-server`` on the load's core, no persistence), run as a
+second process beside the first; it is measured when ``redis-server`` is installed.
+
     python -m bench.instructions [--duration 8] [--counter auto|perf|callgrind]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -30,17 +35,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import procs
-from bench.loads import ROOT, WrkResult, run_wrk
+from bench.loads import LOAD_CPU, ROOT, WrkResult, run_wrk
 from bench.procs import http_status, spawn, wait_serving
 from bench.runner import parse_args as bench_options
 from bench.stack import CHAT_PATH, FLOOR_PORT, GATEWAY_PORT, NGINX_PORT, SUBJECT_CPU, Stack
 
 LEAN_FLOOR_PORT = 18184
+REDIS_PORT = 18185
+REDIS_GATEWAY_PORT = 18186
+REDIS_STATE = """
+[state]
+backend = "redis"
+redis_url_env = "BENCH_REDIS_URL"
+"""
 
 TARGETS = (
     ("floor", FLOOR_PORT, CHAT_PATH, "bench-json", False),
     ("lean-floor", LEAN_FLOOR_PORT, CHAT_PATH, "bench-json", False),
     ("gateway", GATEWAY_PORT, CHAT_PATH, "bench-json", False),
+    ("gateway-redis", REDIS_GATEWAY_PORT, CHAT_PATH, "bench-json", False),
     ("floor-sse", FLOOR_PORT, "/stream" + CHAT_PATH, "bench-sse", True),
     ("lean-floor-sse", LEAN_FLOOR_PORT, "/stream" + CHAT_PATH, "bench-sse", True),
     ("gateway-sse", GATEWAY_PORT, CHAT_PATH, "bench-sse", True),
@@ -158,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=None, help="wrk connections")
     parser.add_argument("--counter", choices=("auto", "perf", "callgrind"), default="auto")
     parser.add_argument(
-        "--only", default="", help="comma-separated loads to measure (default: all six)"
+        "--only", default="", help="comma-separated loads to measure (default: all seven)"
     )
     args = parser.parse_args(argv)
     counter = args.counter
@@ -181,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     if callgrind:
         wrapper = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
         wrapper.append(f"--callgrind-out-file={tmp}/callgrind.%p")
-        procs.WRAPPERS.update({name: wrapper for name in ("floor", "lean-floor", "gateway")})
+        measured = ("floor", "lean-floor", "gateway", "gateway-redis")
+        procs.WRAPPERS.update({name: wrapper for name in measured})
     stack = Stack(bench_options(["--quick"]), tmp, logs)
     try:
         stack.start_upstreams()
@@ -207,11 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         assert stack.floor is not None
         pids = {"floor": stack.floor.pid, "lean-floor": lean.pid, "gateway": gateway.pid}
         kicks = {"floor": "/", "lean-floor": "/", "gateway": "/v1/health"}
+        wanted = set(filter(None, args.only.split(",")))
+        if not wanted or "gateway-redis" in wanted:
+            redis_gateway = start_redis_gateway(stack, tmp)
+            if redis_gateway is not None:
+                pids["gateway-redis"] = redis_gateway
+                kicks["gateway-redis"] = "/v1/health"
         print(f"counter: {counter}, wrk c={connections} for {duration:g} s")
         print("| load | instructions per request | requests |\n|---|---:|---:|")
-        wanted = set(filter(None, args.only.split(",")))
         for name, port, path, model, stream in TARGETS:
-            if wanted and name not in wanted:
+            if (wanted and name not in wanted) or name.removesuffix("-sse") not in pids:
                 continue
             url = f"http://127.0.0.1:{port}{path}"
             run_wrk(url, connections, 2, model=model, stream=stream)  # warm-up
@@ -228,6 +247,43 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
+
+
+def start_redis_gateway(stack: Stack, tmp: Path) -> int | None:
+    """A redis-server and a second gateway whose state lives in it; the gateway's pid, or None
+    (with a note) when redis-server is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        print("gateway-redis: skipped, redis-server is not installed (scripts/setup --test)")
+        return None
+    redis_dir = tmp / "redis"
+    redis_dir.mkdir()
+    loopback = ["--bind", "127.0.0.1", "--port", str(REDIS_PORT)]
+    no_disk = ["--save", "", "--appendonly", "no", "--dir", str(redis_dir)]
+    server = spawn(
+        "redis",
+        [binary, *loopback, *no_disk],
+        cpu=LOAD_CPU,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stack.procs.append(server)
+    config = tmp / "gateway-redis.toml"
+    config.write_text(stack.gateway_config().read_text(encoding="utf-8") + REDIS_STATE)
+    os.environ["BENCH_REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    gateway_port = str(REDIS_GATEWAY_PORT)
+    gateway = spawn(
+        "gateway-redis",
+        [sys.executable, "-m", "gateway", "--config", str(config), "--port", gateway_port],
+        cpu=SUBJECT_CPU,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stack.procs.append(gateway)
+    wait_serving(gateway, REDIS_GATEWAY_PORT, "/v1/health", want=200, deadline_s=30)
+    return gateway.pid
 
 
 if __name__ == "__main__":

@@ -218,21 +218,23 @@ class RateLimiter:
         """Reconcile the reserved tokens with what was really used (None: unknown, keep it)."""
         if used is None:
             return
-        now = self._clock()
         refund = reservation.estimate - used
+        changes: list[tuple[Demand, float]] = []
         if reservation.key_tokens is not None and refund:
-            await self._store.adjust(reservation.key_tokens, refund, now)
+            changes.append((reservation.key_tokens, refund))
         if reservation.model_tokens is not None:
             if served_model in (None, reservation.model_id):
                 if refund:
-                    await self._store.adjust(reservation.model_tokens, refund, now)
+                    changes.append((reservation.model_tokens, refund))
             else:
                 # Another model answered (fallback): the reserved model gets its tokens back.
-                await self._store.adjust(reservation.model_tokens, reservation.estimate, now)
+                changes.append((reservation.model_tokens, reservation.estimate))
         if served_model is not None and served_model != reservation.model_id:
             limits = self._model_limits[served_model]
             if limits.tpm:
-                await self._store.adjust(Demand(limits.tokens_bucket, limits.tpm, 0), -used, now)
+                changes.append((Demand(limits.tokens_bucket, limits.tpm, 0), -used))
+        if changes:  # one store call for every bucket (one round trip with Redis)
+            await self._store.adjust(changes, self._clock())
 
 
 def _fits(demands: list[Demand], admission: Admission) -> bool:

@@ -64,8 +64,9 @@ class RateLimitStore(Protocol):
         bucket then goes negative): a single oversized request overshoots by itself at most.
         """
 
-    async def adjust(self, demand: Demand, delta: float, now: float) -> None:
-        """Give back (``delta`` > 0) or take more (< 0) once the real cost is known."""
+    async def adjust(self, changes: Sequence[tuple[Demand, float]], now: float) -> None:
+        """Give back (a delta > 0) or take more (< 0) once the real cost is known: every
+        ``(demand's bucket, delta)`` of one request in one call."""
 
 
 @dataclass(frozen=True, slots=True)

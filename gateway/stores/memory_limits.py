@@ -52,7 +52,8 @@ class MemoryRateLimiter:
             states.append((int(level) if level > 0 else 0, (demand.capacity - level) / bucket.rate))
         return Admission(allowed, wait, states)
 
-    async def adjust(self, demand: Demand, delta: float, now: float) -> None:
-        bucket = self._refilled(demand, now)
-        level = bucket.level + delta
-        bucket.level = level if level < demand.capacity else float(demand.capacity)
+    async def adjust(self, changes: Sequence[tuple[Demand, float]], now: float) -> None:
+        for demand, delta in changes:
+            bucket = self._refilled(demand, now)
+            level = bucket.level + delta
+            bucket.level = level if level < demand.capacity else float(demand.capacity)

@@ -13,6 +13,10 @@ several Redis calls; without this, each would wait on a hung Redis and one reque
 several timeouts. redis-py reconnects on the probe's call, so nothing needs restarting when
 Redis comes back.
 
+The calls every request makes (rate limits, cooldowns) go through ``script`` on the lean
+pipelined client of ``gateway.stores.resp``; the rest (idempotency, tasks, artifacts, the probe)
+through redis-py's ``client``. Both share the failure policy above.
+
 Times stored in Redis are the gateway's wall clock (Unix seconds), passed in by the caller, so
 every replica means the same instant by the same number.
 """
@@ -23,7 +27,7 @@ import asyncio
 import contextlib
 import inspect
 import random
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
@@ -35,6 +39,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.stores.base import StateUnavailable
+from gateway.stores.resp import Arg, RespClient, RespError, RespScript
 
 T = TypeVar("T")
 
@@ -56,6 +61,7 @@ class RedisState:
             health_check_interval=30,
             decode_responses=False,
         )
+        self.lean = RespClient(url, timeout_s)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -85,6 +91,29 @@ class RedisState:
             raise StateUnavailable(str(exc) or type(exc).__name__) from exc
         except RedisError as exc:  # an answer, if a wrong one: the store itself is up
             raise StateUnavailable(str(exc) or type(exc).__name__) from exc
+
+    def script(
+        self, script: RespScript, keys: Sequence[str], args: Sequence[Arg]
+    ) -> Awaitable[Any]:
+        """Run a Lua script on the lean client, under the same failure policy as ``run``
+        (the client enforces ``timeout_s`` itself: no timer per call)."""
+        return self._lean(self.lean.script(script, keys, args))
+
+    def call(self, *args: Arg) -> Awaitable[Any]:
+        """One command on the lean client, under the same failure policy as ``run``."""
+        return self._lean(self.lean.call(*args))
+
+    async def _lean(self, call: Coroutine[Any, Any, Any]) -> Any:
+        if self._probe is not None:
+            call.close()  # never started: close it so it is not reported as un-awaited
+            raise StateUnavailable("the state store is down; a background probe checks it")
+        try:
+            return await call
+        except (OSError, TimeoutError) as exc:  # ConnectionError is an OSError
+            self.mark_down()
+            raise StateUnavailable(str(exc) or type(exc).__name__) from exc
+        except RespError as exc:
+            raise StateUnavailable(str(exc)) from exc
 
     def mark_down(self) -> None:
         """Fail fast from now on, until the background probe gets an answer."""
@@ -117,8 +146,9 @@ class RedisState:
         task.add_done_callback(self._background.discard)
         return task
 
-    def script(self, source: str) -> Any:
-        """A Lua script registered once and run by its sha (EVALSHA, EVAL on a cache miss)."""
+    def register(self, source: str) -> Any:
+        """A Lua script for redis-py's client, registered once and run by its sha (EVALSHA,
+        EVAL on a cache miss)."""
         return self.client.register_script(source)
 
     async def ping(self) -> bool:
@@ -133,4 +163,5 @@ class RedisState:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.lean.close()
         await self.client.aclose()

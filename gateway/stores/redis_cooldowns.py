@@ -12,6 +12,13 @@ closes the breaker, a failure ends the trial (and re-opens the breaker once the 
 reached). The marker has a lease (``trial_s``), so a trial whose caller never reports (its
 client left, a crashed replica) frees itself.
 
+A success clears the breaker (one ``DEL``), but only when this replica has seen it dirty: when
+its own last ``available`` read found no failures and no rest, and it recorded none since, the
+success has nothing to clear and costs no round trip. (A failure another replica records in
+between is then not reset by this success: with concurrent callers "consecutive" is loose
+anyway, and the threshold still counts every failure in a row that no one's success follows.)
+These calls run on the lean client (``gateway.stores.resp``): they are made on every request.
+
 ``cooling(now)`` is synchronous (the metrics collector calls it), so it is served from a local
 cache updated by this instance's own calls: it reflects what THIS replica last saw of each
 deployment, not a fresh read of Redis.
@@ -22,14 +29,16 @@ from __future__ import annotations
 import math
 
 from gateway.stores.redis_base import RedisState
+from gateway.stores.resp import RespScript
 
 # KEYS: breaker hash, trial marker. ARGV: now, trial lease in ms.
-# Returns {1 if the caller may use the deployment else 0, until}.
+# Returns {1 if the caller may use the deployment else 0, until, failures so far}.
 _AVAILABLE = """
 local now = tonumber(ARGV[1])
-local cooled_until = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+local stored = redis.call('HMGET', KEYS[1], 'until', 'failures')
+local cooled_until = tonumber(stored[1] or '0')
 if cooled_until == 0 then
-  return {1, '0'}
+  return {1, '0', tonumber(stored[2] or '0')}
 end
 local until_text = string.format('%.17g', cooled_until)
 if cooled_until > now then
@@ -85,9 +94,10 @@ class RedisCooldowns:
         self._threshold = failures_to_cool
         self._cool_seconds = cool_seconds
         self._trial_ms = max(1, math.ceil(trial_s * 1000))
-        self._available = state.script(_AVAILABLE)
-        self._failure = state.script(_FAILURE)
+        self._available = RespScript(_AVAILABLE)
+        self._failure = RespScript(_FAILURE)
         self._seen_until: dict[str, float] = {}  # what this replica last saw; for ``cooling``
+        self._seen_clean: set[str] = set()  # last seen with no failure and no rest
 
     def _keys(self, deployment_id: str) -> list[str]:
         return [
@@ -102,11 +112,16 @@ class RedisCooldowns:
             self._seen_until.pop(deployment_id, None)
 
     async def available(self, deployment_id: str, now: float) -> bool:
-        allowed, raw_until = await self._state.run(
-            self._available(keys=self._keys(deployment_id), args=[now, self._trial_ms])
+        reply = await self._state.script(
+            self._available, self._keys(deployment_id), [now, self._trial_ms]
         )
-        self._remember(deployment_id, float(raw_until))
-        return bool(allowed)
+        cooled_until = float(reply[1])
+        self._remember(deployment_id, cooled_until)
+        if cooled_until == 0 and len(reply) > 2 and reply[2] == 0:
+            self._seen_clean.add(deployment_id)
+        else:
+            self._seen_clean.discard(deployment_id)
+        return bool(reply[0])
 
     async def failure(self, deployment_id: str, now: float, cool_for: float | None) -> bool:
         args = [
@@ -116,14 +131,18 @@ class RedisCooldowns:
             "" if cool_for is None else cool_for,
             _RETENTION_MS,
         ]
-        raw_until = await self._state.run(self._failure(keys=self._keys(deployment_id), args=args))
+        self._seen_clean.discard(deployment_id)
+        raw_until = await self._state.script(self._failure, self._keys(deployment_id), args)
         cooled_until = float(raw_until)
         self._remember(deployment_id, cooled_until)
         return cooled_until > now
 
     async def success(self, deployment_id: str) -> None:
-        await self._state.run(self._state.client.delete(*self._keys(deployment_id)))
+        if deployment_id in self._seen_clean:
+            return  # nothing to clear (see the module's docstring)
+        await self._state.call("DEL", *self._keys(deployment_id))
         self._seen_until.pop(deployment_id, None)
+        self._seen_clean.add(deployment_id)
 
     def cooling(self, now: float) -> list[str]:
         return [name for name, until in self._seen_until.items() if until > now]

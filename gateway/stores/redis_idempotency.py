@@ -171,10 +171,10 @@ class RedisIdempotency:
         self._lease_ms = _ms(lease_s)
         self._renew_every_s = lease_s / RENEWALS_PER_LEASE
         self._poll_s = poll_s
-        self._claim = state.script(_CLAIM)
-        self._complete = state.script(_COMPLETE)
-        self._release = state.script(_RELEASE)
-        self._renew = state.script(_RENEW)
+        self._claim = state.register(_CLAIM)
+        self._complete = state.register(_COMPLETE)
+        self._release = state.register(_RELEASE)
+        self._renew = state.register(_RENEW)
         self._held: dict[str, _Held] = {}  # claimed here and not yet completed or released
         self._unwritten: OrderedDict[str, _Unwritten] = OrderedDict()
         self._unwritten_bytes = 0

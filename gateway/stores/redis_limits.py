@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 from gateway.stores.base import Admission, Demand
 from gateway.stores.redis_base import RedisState
+from gateway.stores.resp import Arg, RespScript
 
 # Shared by both scripts: read a bucket and refill it to ``now``. A bucket seen for the first
 # time starts full. A ``now`` behind the stored time (another replica's clock a little ahead)
@@ -83,15 +84,20 @@ return reply
 """
 )
 
-# KEYS: the bucket. ARGV: now, capacity, period, delta. Refunds never fill past capacity.
+# KEYS: the bucket of each change, in order. ARGV: now, then capacity, period, delta for each
+# change. Refunds never fill past capacity.
 _ADJUST = (
     _REFILL
     + """
-local now, capacity, period = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local rate = capacity / period
-local level, updated = refilled(KEYS[1], now, capacity, rate)
-level = math.min(level + tonumber(ARGV[4]), capacity)
-store(KEYS[1], level, updated, capacity, rate, period)
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local capacity = tonumber(ARGV[3 * i - 1])
+  local period = tonumber(ARGV[3 * i])
+  local rate = capacity / period
+  local level, updated = refilled(key, now, capacity, rate)
+  level = math.min(level + tonumber(ARGV[3 * i + 1]), capacity)
+  store(key, level, updated, capacity, rate, period)
+end
 return 1
 """
 )
@@ -99,22 +105,22 @@ return 1
 
 class RedisRateLimiter:
     """``RateLimitStore`` on Redis: the same buckets as ``MemoryRateLimiter``, one per scope,
-    shared by every replica; each call is one script round trip."""
+    shared by every replica; each call is one script round trip (on the lean client)."""
 
     def __init__(self, state: RedisState) -> None:
         self._state = state
-        self._acquire = state.script(_ACQUIRE)
-        self._adjust = state.script(_ADJUST)
+        self._acquire = RespScript(_ACQUIRE)
+        self._adjust = RespScript(_ADJUST)
 
     def _key(self, bucket: str) -> str:
         return self._state.key("bucket", bucket)
 
     async def acquire(self, demands: Sequence[Demand], now: float) -> Admission:
         keys = [self._key(demand.bucket) for demand in demands]
-        args: list[float] = [now]
+        args: list[Arg] = [now]
         for demand in demands:
             args += (demand.capacity, demand.amount, demand.period)
-        reply = await self._state.run(self._acquire(keys=keys, args=args))
+        reply = await self._state.script(self._acquire, keys, args)
         states = []
         for demand, raw_level in zip(demands, reply[2:], strict=True):
             level = float(raw_level)
@@ -122,6 +128,9 @@ class RedisRateLimiter:
             states.append((int(level) if level > 0 else 0, (demand.capacity - level) / rate))
         return Admission(bool(reply[0]), float(reply[1]), states)
 
-    async def adjust(self, demand: Demand, delta: float, now: float) -> None:
-        args = [now, demand.capacity, demand.period, delta]
-        await self._state.run(self._adjust(keys=[self._key(demand.bucket)], args=args))
+    async def adjust(self, changes: Sequence[tuple[Demand, float]], now: float) -> None:
+        keys = [self._key(demand.bucket) for demand, _ in changes]
+        args: list[Arg] = [now]
+        for demand, delta in changes:
+            args += (demand.capacity, demand.period, delta)
+        await self._state.script(self._adjust, keys, args)

@@ -56,8 +56,8 @@ class RedisTasks:
         self._state = state
         self._retention_ms = int(retention_s * 1000)
         self._unfinished = state.key("tasks", "unfinished")
-        self._renew = state.script(_RENEW)
-        self._release = state.script(_RELEASE)
+        self._renew = state.register(_RENEW)
+        self._release = state.register(_RELEASE)
 
     def _task_key(self, task_id: str) -> str:
         return self._state.key("task", task_id)

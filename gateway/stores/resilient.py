@@ -64,8 +64,8 @@ class ResilientRateLimits:
             _log.warning("rate_limits_fail_open")
             return Admission(True, 0.0, [(d.capacity, 0.0) for d in demands])
 
-    async def adjust(self, demand: Demand, delta: float, now: float) -> None:
+    async def adjust(self, changes: Sequence[tuple[Demand, float]], now: float) -> None:
         try:
-            await self._inner.adjust(demand, delta, now)
+            await self._inner.adjust(changes, now)
         except StateUnavailable:
             return

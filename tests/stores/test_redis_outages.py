@@ -47,7 +47,7 @@ async def assert_every_call_is_unavailable(state: RedisState) -> None:
     demand = Demand("key:a:requests", 10, 1)
     calls: list[Callable[[], Coroutine[Any, Any, object]]] = [
         lambda: limiter.acquire([demand], 0),
-        lambda: limiter.adjust(demand, 1, 0),
+        lambda: limiter.adjust([(demand, 1)], 0),
         lambda: breakers.available("d", 0),
         lambda: breakers.failure("d", 0, None),
         lambda: breakers.success("d"),

@@ -193,12 +193,18 @@ def test_buckets_admit_refuse_and_refill(limiter: Callable[[], RateLimitStore]) 
         refused = await store.acquire([requests, tokens], 0)
         assert not refused.allowed and refused.retry_after_s == pytest.approx(36.0)
         assert refused.states[0][0] == 9  # the request bucket was not charged
-        await store.adjust(tokens, 70, 0)  # the call used 10 tokens, not 80
+        await store.adjust([(tokens, 70)], 0)  # the call used 10 tokens, not 80
         assert (await store.acquire([requests, tokens], 0)).allowed
-        await store.adjust(tokens, 10_000, 0)  # refunds stop at the capacity
+        await store.adjust([(tokens, 10_000)], 0)  # refunds stop at the capacity
         assert rounded(await store.acquire([tokens], 0)) == [(20, 48.0)]
-        await store.adjust(tokens, -20, 0)  # taking more once the real cost is known
+        await store.adjust([(tokens, -20)], 0)  # taking more once the real cost is known
         assert not (await store.acquire([tokens], 0)).allowed
+        # One call changes several buckets, each by its own delta.
+        key_tokens, model_tokens = Demand("key:d:tokens", 100, 60), Demand("model:d:tokens", 50, 50)
+        assert (await store.acquire([key_tokens, model_tokens], 0)).allowed
+        await store.adjust([(key_tokens, 10), (model_tokens, 30)], 0)
+        peek = [Demand(key_tokens.bucket, 100, 0), Demand(model_tokens.bucket, 50, 0)]
+        assert [level for level, _ in (await store.acquire(peek, 0)).states] == [50, 30]
         # A demand over the capacity is admitted on a full bucket only, and drives it negative.
         big = Demand("key:c:tokens", 100, 500)
         admitted = await store.acquire([big], 0)
@@ -275,7 +281,7 @@ def test_replicas_share_buckets_and_never_overspend(redis_url: str) -> None:
         calls = [(one if n % 2 else two).acquire([rpm], 0) for n in range(30)]
         admitted = [a.allowed for a in await asyncio.gather(*calls)]
         assert admitted.count(True) == 10
-        await one.adjust(rpm, 3, 0)
+        await one.adjust([(rpm, 3)], 0)
         assert rounded(await two.acquire([rpm], 0)) == [(2, 48.0)]
         state = replica(redis_url, prefix)
         ttl_ms = await state.client.pttl(state.key("bucket", "key:a:requests"))
