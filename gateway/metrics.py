@@ -1,18 +1,21 @@
 """Every Prometheus metric of the gateway, declared in one place, in a registry per app.
 
 Labels are bounded by design: route templates, methods, status codes, catalog model ids, provider
-names and fixed outcome words; never raw paths, request ids, keys or user input. Label children
-are cached so the hot path pays a dict lookup, not prometheus-client's label validation.
+names and fixed outcome words; never raw paths, request ids, keys or user input. The metric
+objects are the lean ones of ``gateway.metric_types`` (an update is a field increment; label
+children are cached, so the hot path pays a dict lookup); prometheus-client renders them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from gateway.metric_types import Counter, Gauge, Histogram, MetricSet
 
 if TYPE_CHECKING:
     from gateway.http.asgi import RequestContext
@@ -28,20 +31,6 @@ UPSTREAM_OUTCOMES = {
     "connect": "server_error",
     "timeout": "timeout",
 }
-
-
-class _Cached:
-    """A metric with its label children cached by label values."""
-
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._children: dict[tuple[str, ...], Any] = {}
-
-    def labels(self, *values: str) -> Any:
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = self._metric.labels(*values)
-        return child
 
 
 class _CooldownCollector(Collector):
@@ -62,139 +51,110 @@ class _CooldownCollector(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
-        self.http_requests = _Cached(
-            Counter(
-                "beatra_http_requests",
-                "HTTP requests by route template, method and status.",
-                ["route", "method", "status"],
-                registry=r,
-            )
+        r = MetricSet()
+        self.registry.register(r)
+        self.http_requests = Counter(
+            "beatra_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
         )
-        self.http_duration = _Cached(
-            Histogram(
-                "beatra_http_request_duration_seconds",
-                "Time from request to the end of the response, by route template.",
-                ["route"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
+        self.http_duration = Histogram(
+            "beatra_http_request_duration_seconds",
+            "Time from request to the end of the response, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.inflight = Gauge("beatra_inflight_requests", "Requests being served.", registry=r)
         self.open_streams = Gauge("beatra_open_streams", "SSE streams open to clients.", registry=r)
-        self.disconnects = _Cached(
-            Counter(
-                "beatra_client_disconnects",
-                "Clients that went away before their answer (logged as 499; not failures).",
-                ["route"],
-                registry=r,
-            )
+        self.disconnects = Counter(
+            "beatra_client_disconnects",
+            "Clients that went away before their answer (logged as 499; not failures).",
+            ["route"],
+            registry=r,
         )
-        self.upstream_requests = _Cached(
-            Counter(
-                "beatra_upstream_requests",
-                "Calls to providers by provider, catalog model and outcome.",
-                ["provider", "model", "outcome"],
-                registry=r,
-            )
+        self.upstream_requests = Counter(
+            "beatra_upstream_requests",
+            "Calls to providers by provider, catalog model and outcome.",
+            ["provider", "model", "outcome"],
+            registry=r,
         )
-        self.upstream_duration = _Cached(
-            Histogram(
-                "beatra_upstream_duration_seconds",
-                "Time waiting on a provider per attempt (to the first chunk for streams).",
-                ["provider", "model"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
+        self.upstream_duration = Histogram(
+            "beatra_upstream_duration_seconds",
+            "Time waiting on a provider per attempt (to the first chunk for streams).",
+            ["provider", "model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.ttft = _Cached(
-            Histogram(
-                "beatra_time_to_first_token_seconds",
-                "Time from request to the first streamed chunk sent to the client.",
-                ["model"],
-                buckets=LATENCY_BUCKETS,
-                registry=r,
-            )
+        self.ttft = Histogram(
+            "beatra_time_to_first_token_seconds",
+            "Time from request to the first streamed chunk sent to the client.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.overhead = _Cached(
-            Histogram(
-                "beatra_gateway_overhead_seconds",
-                "Time a proxied request spent in the gateway itself (total minus upstream wait).",
-                ["route"],
-                buckets=OVERHEAD_BUCKETS,
-                registry=r,
-            )
+        self.overhead = Histogram(
+            "beatra_gateway_overhead_seconds",
+            "Time a proxied request spent in the gateway itself (total minus upstream wait).",
+            ["route"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
         )
-        self.tokens = _Cached(
-            Counter(
-                "beatra_tokens",
-                "Tokens by catalog model and kind (prompt, completion).",
-                ["model", "kind"],
-                registry=r,
-            )
+        self.tokens = Counter(
+            "beatra_tokens",
+            "Tokens by catalog model and kind (prompt, completion).",
+            ["model", "kind"],
+            registry=r,
         )
-        self.fallbacks = _Cached(
-            Counter(
-                "beatra_fallbacks",
-                "Moves to the next deployment in a plan after a failure.",
-                ["model"],
-                registry=r,
-            )
+        self.fallbacks = Counter(
+            "beatra_fallbacks",
+            "Moves to the next deployment in a plan after a failure.",
+            ["model"],
+            registry=r,
         )
-        self.retries = _Cached(
-            Counter(
-                "beatra_retries",
-                "Repeated attempts on the same deployment after a retryable failure.",
-                ["model"],
-                registry=r,
-            )
+        self.retries = Counter(
+            "beatra_retries",
+            "Repeated attempts on the same deployment after a retryable failure.",
+            ["model"],
+            registry=r,
         )
 
-        self.idempotency = _Cached(
-            Counter(
-                "beatra_idempotency",
-                "Idempotency-Key outcomes other than a first run: replay, conflict, in_progress, "
-                "unreplayable.",
-                ["outcome"],
-                registry=r,
-            )
+        self.idempotency = Counter(
+            "beatra_idempotency",
+            "Idempotency-Key outcomes other than a first run: replay, conflict, in_progress, "
+            "unreplayable.",
+            ["outcome"],
+            registry=r,
         )
-        self.rate_limited = _Cached(
-            Counter(
-                "beatra_rate_limited",
-                "Requests refused by a rate limit or the concurrency cap, by scope.",
-                ["scope"],
-                registry=r,
-            )
+        self.rate_limited = Counter(
+            "beatra_rate_limited",
+            "Requests refused by a rate limit or the concurrency cap, by scope.",
+            ["scope"],
+            registry=r,
         )
 
-        self.stream_errors = _Cached(
-            Counter(
-                "beatra_stream_errors",
-                "Streams that failed after their first byte (ended with an error event), by "
-                "catalog model and error code.",
-                ["model", "code"],
-                registry=r,
-            )
+        self.stream_errors = Counter(
+            "beatra_stream_errors",
+            "Streams that failed after their first byte (ended with an error event), by "
+            "catalog model and error code.",
+            ["model", "code"],
+            registry=r,
         )
-        self.tasks = _Cached(
-            Counter(
-                "beatra_tasks",
-                "Async tasks that reached a terminal state, by type and status.",
-                ["type", "status"],
-                registry=r,
-            )
+        self.tasks = Counter(
+            "beatra_tasks",
+            "Async tasks that reached a terminal state, by type and status.",
+            ["type", "status"],
+            registry=r,
         )
         self.tasks_running = Gauge(
             "beatra_tasks_running", "Tasks the runner is driving at a provider.", registry=r
         )
-        self.artifact_bytes = _Cached(
-            Counter(
-                "beatra_artifact_bytes",
-                "Bytes stored as artifacts, by kind (upload, output).",
-                ["kind"],
-                registry=r,
-            )
+        self.artifact_bytes = Counter(
+            "beatra_artifact_bytes",
+            "Bytes stored as artifacts, by kind (upload, output).",
+            ["kind"],
+            registry=r,
         )
 
     def watch_cooldowns(self, source: Callable[[], Iterable[str]]) -> None:
