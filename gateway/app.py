@@ -33,6 +33,7 @@ from gateway.policy.relay import Relay
 from gateway.policy.routing import Catalog
 from gateway.stores.build import build_stores
 from gateway.tasks.runner import TaskRunner
+from gateway.worker_metrics import WorkerMetrics, WorkerSlot
 from providers.base import ChatAdapter
 from providers.music.base import MusicAdapter
 from providers.registry import ADAPTERS, MUSIC_ADAPTERS, build_adapter, build_music_adapter
@@ -47,9 +48,12 @@ class Gateway:
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
         wall_clock: Callable[[], float] = time.time,
+        worker: WorkerSlot | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = Metrics()
+        # Under --workers N, /metrics answers with every worker's series.
+        self.worker_metrics = None if worker is None else WorkerMetrics(worker, self.metrics)
         self.adapters: dict[str, ChatAdapter] = {
             name: build_adapter(provider)
             for name, provider in settings.providers.items()
@@ -122,7 +126,9 @@ class Gateway:
         )
         artifact_api = ArtifactEndpoints(keys, self.artifacts)
         tasks = TaskEndpoints(keys, self.task_store, self.runner)
-        self.operations = OperationsEndpoints(self.metrics, settings.server.metrics_token)
+        self.operations = OperationsEndpoints(
+            self.metrics, settings.server.metrics_token, self.worker_metrics
+        )
         self.routes = route_table(
             chat=chat,
             models=models,
@@ -152,6 +158,8 @@ class Gateway:
                     for music_adapter in self.music_adapters.values():
                         await music_adapter.start()
                     await self.artifacts.collect_orphans()
+                    if self.worker_metrics is not None:
+                        await self.worker_metrics.start()
                     await self.runner.start(
                         self.settings.storage.sweep_interval_s,
                         self.settings.tasks.task_retention_s,
@@ -161,6 +169,8 @@ class Gateway:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.worker_metrics is not None:
+                    await self.worker_metrics.close()
                 await self.runner.stop()
                 for adapter in self.adapters.values():
                     await adapter.close()
@@ -176,5 +186,6 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     seed: int | None = None,
     wall_clock: Callable[[], float] = time.time,
+    worker: WorkerSlot | None = None,
 ) -> Gateway:
-    return Gateway(settings, clock=clock, seed=seed, wall_clock=wall_clock)
+    return Gateway(settings, clock=clock, seed=seed, wall_clock=wall_clock, worker=worker)

@@ -1,12 +1,18 @@
-"""The ``beatra-gateway`` command: load the configuration, check it, serve with uvicorn."""
+"""The ``beatra-gateway`` command: load the configuration, check it, serve with uvicorn (in one
+process, or ``--workers N`` processes under ``gateway.workers``' supervisor)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import ipaddress
 import os
+import shutil
+import socket
 import sys
+import tempfile
+from pathlib import Path
 
 import uvicorn
 
@@ -14,6 +20,8 @@ from gateway.app import create_app
 from gateway.config.settings import ConfigError, Settings, load_settings
 from gateway.http.server_protocol import deadline_protocol
 from gateway.logs import configure_logging, server_log_config
+from gateway.worker_metrics import WorkerSlot
+from gateway.workers import Supervisor, listening_sockets
 
 
 def is_loopback(host: str) -> bool:
@@ -37,6 +45,19 @@ def check_bind(settings: Settings, host: str) -> None:
             )
 
 
+def check_workers(settings: Settings, workers: int) -> None:
+    """More than one worker only with shared state: with the memory backend each worker would
+    keep its own rate limits and Idempotency-Keys (a key's limit of N would be N per worker)."""
+    if workers < 1:
+        raise ConfigError("--workers", "must be at least 1")
+    if workers > 1 and settings.state.backend != "redis":
+        raise ConfigError(
+            "--workers",
+            f'{workers} workers need state.backend = "redis": with the memory backend every '
+            "worker would keep its own rate limits and Idempotency-Keys",
+        )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="beatra-gateway", description=__doc__)
     parser.add_argument(
@@ -50,6 +71,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--log-level",
         default=os.environ.get("BEATRA_LOG_LEVEL"),
         choices=["debug", "info", "warning", "error"],
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.environ.get("BEATRA_WORKERS") or 1,
+        help="worker processes on the one port (env BEATRA_WORKERS; > 1 needs the redis backend)",
     )
     parser.add_argument("--check", action="store_true", help="validate the config and exit")
     return parser.parse_args(argv)
@@ -75,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         host = args.host or settings.server.host
         port = int(args.port) if args.port is not None else settings.server.port
         check_bind(settings, host)
+        workers = int(args.workers)
+        check_workers(settings, workers)
     except (ConfigError, OSError) as exc:
         print(f"beatra-gateway: config error: {exc}", file=sys.stderr)
         return 2
@@ -83,9 +112,37 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     level = args.log_level or settings.server.log_level
     configure_logging(level, settings.server.log_format)
-    app = create_app(settings)
+    if workers == 1:
+        serve(settings, level, host=host, port=port)
+        return 0
+    sockets = listening_sockets(host, port, workers)
+    meeting = Path(tempfile.mkdtemp(prefix="beatra-workers-"))  # their metrics sockets
+    try:
+        return Supervisor(
+            sockets,
+            lambda slot, sock: serve(
+                settings, level, sock=sock, worker=WorkerSlot(slot, workers, meeting)
+            ),
+            settings.server.shutdown_grace_s,
+        ).run()
+    finally:
+        shutil.rmtree(meeting, ignore_errors=True)
+
+
+def serve(
+    settings: Settings,
+    level: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
+    worker: WorkerSlot | None = None,
+) -> None:
+    """Run one gateway process until it is told to stop: on ``host:port``, or on ``sock``
+    (a worker's socket, bound by the supervisor)."""
+    app = create_app(settings, worker=worker)
     tune_garbage_collector()
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -100,4 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         proxy_headers=False,
         timeout_graceful_shutdown=max(1, round(settings.server.shutdown_grace_s)),
     )
-    return 0
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=None if sock is None else [sock])
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's startup-failure code (e.g. the port is taken)
