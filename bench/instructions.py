@@ -25,7 +25,6 @@ second process beside the first; it is measured when ``redis-server`` is install
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -35,20 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import procs
-from bench.loads import LOAD_CPU, ROOT, WrkResult, run_wrk
+from bench.loads import ROOT, WrkResult, run_wrk
+from bench.peers import REDIS_GATEWAY_PORT, start_redis_gateway
 from bench.procs import http_status, spawn, wait_serving
 from bench.runner import parse_args as bench_options
 from bench.stack import CHAT_PATH, FLOOR_PORT, GATEWAY_PORT, NGINX_PORT, SUBJECT_CPU, Stack
 
 LEAN_FLOOR_PORT = 18184
-REDIS_PORT = 18185
-REDIS_GATEWAY_PORT = 18186
-REDIS_STATE = """
-[state]
-backend = "redis"
-redis_url_env = "BENCH_REDIS_URL"
-"""
-
 TARGETS = (
     ("floor", FLOOR_PORT, CHAT_PATH, "bench-json", False),
     ("lean-floor", LEAN_FLOOR_PORT, CHAT_PATH, "bench-json", False),
@@ -225,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if not wanted or "gateway-redis" in wanted:
             redis_gateway = start_redis_gateway(stack, tmp)
             if redis_gateway is not None:
-                pids["gateway-redis"] = redis_gateway
+                pids["gateway-redis"] = redis_gateway.pid
                 kicks["gateway-redis"] = "/v1/health"
         print(f"counter: {counter}, wrk c={connections} for {duration:g} s")
         print("| load | instructions per request | requests |\n|---|---:|---:|")
@@ -247,43 +239,6 @@ def main(argv: list[str] | None = None) -> int:
         stack.stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
-
-
-def start_redis_gateway(stack: Stack, tmp: Path) -> int | None:
-    """A redis-server and a second gateway whose state lives in it; the gateway's pid, or None
-    (with a note) when redis-server is not installed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        print("gateway-redis: skipped, redis-server is not installed (scripts/setup --test)")
-        return None
-    redis_dir = tmp / "redis"
-    redis_dir.mkdir()
-    loopback = ["--bind", "127.0.0.1", "--port", str(REDIS_PORT)]
-    no_disk = ["--save", "", "--appendonly", "no", "--dir", str(redis_dir)]
-    server = spawn(
-        "redis",
-        [binary, *loopback, *no_disk],
-        cpu=LOAD_CPU,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    stack.procs.append(server)
-    config = tmp / "gateway-redis.toml"
-    config.write_text(stack.gateway_config().read_text(encoding="utf-8") + REDIS_STATE)
-    os.environ["BENCH_REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
-    gateway_port = str(REDIS_GATEWAY_PORT)
-    gateway = spawn(
-        "gateway-redis",
-        [sys.executable, "-m", "gateway", "--config", str(config), "--port", gateway_port],
-        cpu=SUBJECT_CPU,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    stack.procs.append(gateway)
-    wait_serving(gateway, REDIS_GATEWAY_PORT, "/v1/health", want=200, deadline_s=30)
-    return gateway.pid
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class Bench(Stack):
     def _wrk(
         self, target: str, port: int, path: str, c: int, seconds: float, **kw: Any
     ) -> WrkResult:
-        watched = [p for p in (self.gateway, self.floor) if p is not None]
+        watched = [p for p in (self.gateway, self.floor, *self.extra) if p is not None]
         before = {p.name: p.cpu_seconds() for p in watched}
         cpu0_before = cpu_times(SUBJECT_CPU)
         result = run_wrk(f"http://127.0.0.1:{port}{path}", c, seconds, **kw)
@@ -266,7 +266,7 @@ def post_chat(port: int, path: str, model: str, stream: bool) -> tuple[int, set[
     body = orjson.dumps(
         {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": stream}
     )
-    headers = {"authorization": "Bearer bench-key", "content-type": "application/json"}
+    headers = {"authorization": "Bearer sk-bench-key", "content-type": "application/json"}
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request("POST", path, body=body, headers=headers)

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench.profile_summary import load as load_profile
 from bench.profile_summary import render as render_profile
+from bench.report_peers import side_by_side, subject
 from bench.stats import median, spread
 
 Number = float | None
@@ -232,7 +233,7 @@ def render(data: dict[str, Any], root: Path) -> str:
     for key, items in wrk.items():
         target, _, c_text = key.partition("@")
         r = Runs(items)
-        proc = "gateway" if target.startswith("gateway") else "floor"
+        proc = subject(target)
         cpu = r.cpu_us_per_request(proc) if not target.startswith("direct") else None
         load = "SSE" if target.endswith("-sse") else "JSON"
         if target.endswith("-idem"):
@@ -258,6 +259,7 @@ def render(data: dict[str, Any], root: Path) -> str:
         ]
         out.append(f"| {c} | " + " | ".join(cells) + " |")
     out.append("")
+    out += side_by_side(runs, wrk)
 
     # -- streams -------------------------------------------------------------------------------
     shapes = data.get("stream_shapes", {})

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from bench.loads import BENCH_DIR, ROOT
+from bench.peers import LITELLM_PORT, REDIS_GATEWAY_PORT, start_litellm, start_redis_gateway
 from bench.phases import Bench, scrape_statuses
 from bench.procs import port_free
 from bench.report import render
@@ -65,6 +66,16 @@ def parse_args(argv: list[str] | None) -> Options:
         help="hook: TOML text appended to bench/gateway.toml (rate limits, stores, ...)",
     )
     parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="also the gateway with state.backend = redis on a local redis-server (JSON loads)",
+    )
+    parser.add_argument(
+        "--peer",
+        choices=["litellm"],
+        help="also a peer gateway: litellm[proxy] in its own virtualenv (JSON and SSE loads)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also profile the gateway with py-spy at c=32"
     )
     parser.add_argument("--profile-seconds", type=float, default=20.0)
@@ -87,6 +98,8 @@ def parse_args(argv: list[str] | None) -> Options:
         profile=bool(args.profile),
         profile_s=float(args.profile_seconds) if not quick else min(5.0, args.profile_seconds),
         config_extra=list(args.gateway_config_extra),
+        redis=bool(args.redis),
+        peer=args.peer,
     )
 
 
@@ -101,13 +114,24 @@ def run(bench: Bench) -> None:
         ("floor", FLOOR_PORT, CHAT_PATH, {"model": "bench-json"}),
         ("gateway", GATEWAY_PORT, CHAT_PATH, {"model": "bench-json"}),
     ]
-    bench.wrk_matrix("json", json_targets)
     sse = {"model": "bench-sse", "stream": True}
     sse_targets: list[tuple[str, int, str, dict[str, Any]]] = [
         ("direct-sse", NGINX_PORT, "/stream" + CHAT_PATH, sse),
         ("floor-sse", FLOOR_PORT, "/stream" + CHAT_PATH, sse),
         ("gateway-sse", GATEWAY_PORT, CHAT_PATH, sse),
     ]
+    if bench.o.redis:
+        redis_gateway = start_redis_gateway(bench, bench.tmp)
+        if redis_gateway is not None:
+            bench.extra.append(redis_gateway)
+            json_targets.append(
+                ("gateway-redis", REDIS_GATEWAY_PORT, CHAT_PATH, json_targets[0][3])
+            )
+    if bench.o.peer == "litellm":
+        bench.extra.append(start_litellm(bench, bench.tmp))
+        json_targets.append(("litellm", LITELLM_PORT, CHAT_PATH, {"model": "bench-json"}))
+        sse_targets.append(("litellm-sse", LITELLM_PORT, CHAT_PATH, sse))
+    bench.wrk_matrix("json", json_targets)
     bench.wrk_matrix("sse", sse_targets)
     if bench.o.idempotency_key:
         bench.idempotency_load()

@@ -44,6 +44,8 @@ class Options:
     profile: bool
     profile_s: float
     config_extra: list[Path] = field(default_factory=list)
+    redis: bool = False  # also the gateway on Redis (bench/peers.py)
+    peer: str | None = None  # also a peer gateway ("litellm")
 
 
 class Stack:
@@ -58,6 +60,7 @@ class Stack:
         self.data: dict[str, Any] = {"options": _jsonable(asdict(options)), "problems": []}
         self.gateway: Proc | None = None
         self.floor: Proc | None = None
+        self.extra: list[Proc] = []  # the optional subjects (bench/peers.py), CPU-watched too
         self.config: dict[str, Any] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------------

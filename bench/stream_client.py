@@ -69,7 +69,7 @@ def request_body(model: str) -> bytes:
     )
 
 
-HEADERS = {"authorization": "Bearer bench-key", "content-type": "application/json"}
+HEADERS = {"authorization": "Bearer sk-bench-key", "content-type": "application/json"}
 
 
 async def one_stream(

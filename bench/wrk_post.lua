@@ -7,7 +7,8 @@
 -- IDEM   "1" to send a unique Idempotency-Key per request (a per-thread counter and the start
 --        time, so keys never repeat across runs), "0" for none
 --
--- Every request carries `Authorization: Bearer bench-key` and a JSON content-type. `done` prints
+-- Every request carries `Authorization: Bearer sk-bench-key` (LiteLLM, the optional peer, wants
+-- the sk- prefix) and a JSON content-type. `done` prints
 --   BENCH requests=N duration_us=N bytes=N connect=N read=N write=N status=N timeout=N
 --         p50_us=N p90_us=N p99_us=N max_us=N mean_us=N
 -- on one line (status counts non-2xx/3xx answers); bench/loads.py parses it.
@@ -29,7 +30,7 @@ function init(args)
   idempotent = args[3] == "1"
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
-  wrk.headers["Authorization"] = "Bearer bench-key"
+  wrk.headers["Authorization"] = "Bearer sk-bench-key"
   wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a '
     .. 'helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],'
     .. '"max_tokens":32,"temperature":0.2' .. (stream and ',"stream":true' or '') .. '}'
