@@ -24,7 +24,8 @@ from providers.chat.anthropic_response import (
     parse_event,
     parse_message,
 )
-from providers.http.upstream import HttpUpstream, UpstreamOptions
+from providers.http.upstream import HttpUpstream
+from providers.http.values import UpstreamOptions
 
 __all__ = [
     "DEFAULT_ANTHROPIC_VERSION",

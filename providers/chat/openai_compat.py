@@ -23,7 +23,8 @@ from providers.base import (
     read_options,
 )
 from providers.http.framing import parse_retry_after
-from providers.http.upstream import HttpUpstream, UpstreamOptions
+from providers.http.upstream import HttpUpstream
+from providers.http.values import UpstreamOptions
 from providers.scrub import STRUCTURAL, Scrubber
 
 

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from providers.http.proxy import Proxy
+
 
 class ProtocolError(Exception):
     """The provider's bytes are not an HTTP/1.1 response this client can read."""
@@ -29,9 +31,10 @@ class Origin:
     tls: ssl.SSLContext | None
     base_path: str  # the base URL's path, without a trailing slash: prefixed to request paths
     host_header: bytes
+    proxy: Proxy | None = None  # egress through this proxy (providers.http.proxy)
 
     @classmethod
-    def parse(cls, base_url: str, ca_file: str | None = None) -> Origin:
+    def parse(cls, base_url: str, ca_file: str | None = None, proxy: Proxy | None = None) -> Origin:
         """The origin of ``base_url``; for https, trusting the system's CAs plus ``ca_file``."""
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -45,7 +48,16 @@ class Origin:
             tls=tls,
             base_path=parts.path.rstrip("/"),
             host_header=netloc.encode("idna" if not netloc.isascii() else "ascii"),
+            proxy=proxy,
         )
+
+    @property
+    def request_target_prefix(self) -> str:
+        """What precedes a request's path: the base path, or for plain http through a proxy
+        the absolute form (``http://host:port/base``) the proxy needs."""
+        if self.proxy is not None and self.tls is None:
+            return f"http://{self.host_header.decode('ascii')}{self.base_path}"
+        return self.base_path
 
 
 def tls_context(ca_file: str | None = None) -> ssl.SSLContext:

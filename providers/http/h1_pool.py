@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import cast
 
 from providers.http.framing import Origin
 from providers.http.h1 import Connection
+from providers.http.proxy import open_tunnel
 
 KEEPALIVE_S = 15.0
 
@@ -116,13 +118,31 @@ class H1Pool:
             connected_by = deadline
         try:
             async with asyncio.timeout_at(connected_by):
-                await self.loop.create_connection(
-                    lambda: conn,
-                    origin.host,
-                    origin.port,
-                    ssl=origin.tls,
-                    server_hostname=origin.host if origin.tls else None,
-                )
+                if origin.proxy is not None and origin.tls is not None:
+                    # A CONNECT tunnel, then TLS to the upstream itself through it.
+                    raw = await open_tunnel(self.loop, origin.proxy, origin.host, origin.port)
+                    try:
+                        secured = await self.loop.start_tls(
+                            cast(asyncio.WriteTransport, raw),
+                            conn,
+                            origin.tls,
+                            server_hostname=origin.host,
+                        )
+                    except BaseException:
+                        raw.close()
+                        raise
+                    if secured is None:
+                        raise ConnectionResetError("the tunnel closed during the TLS handshake")
+                    conn.connection_made(secured)
+                else:
+                    proxy = origin.proxy  # plain http through a proxy: connect to the proxy
+                    await self.loop.create_connection(
+                        lambda: conn,
+                        origin.host if proxy is None else proxy.host,
+                        origin.port if proxy is None else proxy.port,
+                        ssl=origin.tls,
+                        server_hostname=origin.host if origin.tls else None,
+                    )
         except BaseException:
             if conn.transport is None:  # never connected; otherwise connection_lost frees it
                 self._open -= 1

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import aiohttp
@@ -22,16 +20,20 @@ from multidict import CIMultiDictProxy
 from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.framing import Origin, encode_headers, tls_context
 from providers.http.h1_pool import H1Pool
+from providers.http.proxy import proxy_for
 from providers.http.sse import sse_batches
 from providers.http.transport import transport_error
+from providers.http.values import (
+    FormFile,
+    Reply,
+    UpstreamOptions,
+)
 from providers.scrub import Scrubber, SecretIndex
 
 # (status, body, lower-cased headers, the provider's scrubber) -> the error; the mapper cleans
 # the provider's text with the scrubber, once, before it goes into the error.
 ErrorMapper = Callable[[int, bytes, Mapping[str, str], Scrubber], UpstreamError]
 
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-DEFAULT_MAX_DOWNLOAD_BYTES = 512 * 1024 * 1024
 DOWNLOAD_CHUNK_BYTES = 256 * 1024
 # The longest line of an event stream (or max_response_bytes when smaller). An unfinished line
 # is copied again with every read that extends it, so its cost grows with the square of its
@@ -39,32 +41,10 @@ DOWNLOAD_CHUNK_BYTES = 256 * 1024
 MAX_EVENT_LINE_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamOptions:
-    """The options every HTTP adapter takes (their own ``Options`` extend these)."""
-
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # a larger answer is a provider fault
-    ca_file: str | None = None  # a PEM bundle of private CAs to trust besides the system's
-    max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A provider's 2xx answer to a non-streaming request."""
-
-    status: int
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FormFile:
-    """A file part of a multipart request, streamed from disk (never read whole into memory)."""
-
-    field: str
-    path: Path
-    filename: str
-    content_type: str
+def _proxy_refused() -> UpstreamError:
+    # A proxy that refuses a plain-http request answers it itself: that is egress failing,
+    # not the provider judging the request.
+    return UpstreamError("connect", "The egress proxy refused the request (407).")
 
 
 class HttpUpstream:
@@ -102,7 +82,8 @@ class HttpUpstream:
     async def start(self) -> None:
         ca_file = self._options.ca_file
         if self._base_url:
-            origin = Origin.parse(self._base_url, ca_file)
+            proxy = proxy_for(self._base_url, self._options.proxy_url)
+            origin = Origin.parse(self._base_url, ca_file, proxy)
             self._pool = H1Pool(
                 origin,
                 max_connections=self._settings.max_connections,
@@ -112,6 +93,8 @@ class HttpUpstream:
             # the bytes saved), and no User-Agent of ours.
             fixed = {"host": origin.host_header.decode("ascii"), **self._headers}
             fixed["accept-encoding"] = "identity"
+            if proxy is not None and origin.tls is None and proxy.authorization is not None:
+                fixed["proxy-authorization"] = proxy.authorization  # for the proxy, in the clear
             self._fixed_head = encode_headers(fixed)
         connector = aiohttp.TCPConnector(
             limit=self._settings.max_connections,
@@ -163,7 +146,7 @@ class HttpUpstream:
         head = self._heads.get(path)
         if head is None:
             assert self._pool is not None
-            target = (self._pool.origin.base_path + path).encode("ascii")
+            target = (self._pool.origin.request_target_prefix + path).encode("ascii")
             head = self._heads[path] = b"POST " + target + b" HTTP/1.1\r\n" + self._fixed_head
         return b"".join(
             (
@@ -213,8 +196,15 @@ class HttpUpstream:
         finally:
             pool.release(conn)  # kept for reuse only if the exchange ended cleanly
         if conn.status >= 300:
+            if conn.status == 407 and pool.origin.proxy is not None:
+                raise _proxy_refused()
             raise self._mapped(on_error, conn.status, body, conn.headers)
         return body
+
+    def _proxy_url(self, url: str) -> str | None:
+        """The proxy aiohttp goes through for ``url`` (a download may be on another host)."""
+        proxy = proxy_for(url, self._options.proxy_url)
+        return None if proxy is None else proxy.url
 
     def url(self, path_or_url: str) -> str:
         """A path joined to the base URL; an absolute URL (one the provider gave us) as is."""
@@ -256,15 +246,19 @@ class HttpUpstream:
             # Replaces the session's JSON content type with the multipart one and its boundary.
             request_headers["content-type"] = encoded.content_type
         try:
+            url = self.url(path_or_url)
             async with self._client().request(
                 method,
-                self.url(path_or_url),
+                url,
                 data=data,
                 headers=request_headers,
                 timeout=self._sync_timeout,
+                proxy=self._proxy_url(url),
             ) as response:
                 body = await self._read_bounded(response)
                 if response.status >= 300:
+                    if response.status == 407 and self._proxy_url(url) is not None:
+                        raise _proxy_refused()
                     raise self._mapped(on_error, response.status, body, _plain(response.headers))
                 return Reply(response.status, _plain(response.headers), body)
         except UpstreamError:
@@ -281,11 +275,17 @@ class HttpUpstream:
         """GET ``url`` and yield its body in chunks, bounded by ``max_download_bytes``."""
         limit = self._options.max_download_bytes
         try:
+            full_url = self.url(url)
             async with self._client().get(
-                self.url(url), headers=dict(headers or {}), timeout=self._stream_timeout
+                full_url,
+                headers=dict(headers or {}),
+                timeout=self._stream_timeout,
+                proxy=self._proxy_url(full_url),
             ) as response:
                 if response.status >= 300:
                     body = await self._read_bounded(response)
+                    if response.status == 407 and self._proxy_url(full_url) is not None:
+                        raise _proxy_refused()
                     raise self._mapped(on_error, response.status, body, _plain(response.headers))
                 seen = 0
                 async for part in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
@@ -337,6 +337,8 @@ class HttpUpstream:
                 status, response_headers = await conn.read_head()
                 if status >= 300:
                     body = await conn.read_whole()
+                    if status == 407 and pool.origin.proxy is not None:
+                        raise _proxy_refused()
                     raise self._mapped(on_error, status, body, response_headers)
             except UpstreamError:
                 raise

@@ -35,7 +35,8 @@ import orjson
 
 from providers.base import ProviderSettings, UpstreamError, classify_status, read_options
 from providers.http.framing import parse_retry_after
-from providers.http.upstream import HttpUpstream, UpstreamOptions
+from providers.http.upstream import HttpUpstream
+from providers.http.values import UpstreamOptions
 from providers.music.base import (
     MusicJob,
     MusicOutput,

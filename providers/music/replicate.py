@@ -18,7 +18,8 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from providers.base import ProviderSettings, read_options
-from providers.http.upstream import FormFile, HttpUpstream, UpstreamOptions
+from providers.http.upstream import HttpUpstream
+from providers.http.values import FormFile, UpstreamOptions
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
 from providers.music.replicate_wire import (
     DEFAULT_MODEL_VERSION,

@@ -24,7 +24,8 @@ import orjson
 
 from providers.base import ProviderSettings, UpstreamError, classify_status, read_options
 from providers.http.framing import parse_retry_after
-from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, FormFile, HttpUpstream, UpstreamOptions
+from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, HttpUpstream
+from providers.http.values import FormFile, UpstreamOptions
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
 from providers.scrub import STRUCTURAL, Scrubber
 
