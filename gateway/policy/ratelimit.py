@@ -158,11 +158,12 @@ class RateLimiter:
         return prompt_estimate(body["messages"]) + cap * choices
 
     async def admit(
-        self, key: KeySettings, plan: list[Candidate], chat: ChatRequest | None
+        self, key: KeySettings, plan: list[Candidate], chat: ChatRequest | int | None
     ) -> tuple[list[Candidate], Reservation | None]:
         """Reserve budget on the key and on the first plan model that has some.
 
-        ``chat`` sizes the token reservation; without one (a music task) only requests count.
+        ``chat`` sizes the token reservation; an ``int`` is a cost known before the call (an
+        embeddings input: prompt tokens only); without one (a music task) only requests count.
 
         Returns the plan without the models that had none, and the reservation (None when
         nothing limits this request).
@@ -182,7 +183,7 @@ class RateLimiter:
             model_limits = self._model_limits[model_id]
             estimate = 0
             if chat is not None and (key_limits.tpm or model_limits.tpm):
-                estimate = self.estimate(chat, model_id)
+                estimate = chat if isinstance(chat, int) else self.estimate(chat, model_id)
             key_demands, key_tokens = key_limits.demands(estimate)
             model_demands, model_tokens = model_limits.demands(estimate)
             admission = await self._store.acquire(key_demands + model_demands, now)
