@@ -13,7 +13,6 @@ from pathlib import Path
 
 from gateway.artifacts.files import ArtifactFiles, Artifacts
 from gateway.config.settings import Settings
-from gateway.contract.openapi import build_openapi
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
@@ -153,7 +152,7 @@ class Gateway:
             tasks=tasks,
             operations=self.operations,
         )
-        self.operations.publish(build_openapi(self.routes))
+        self.operations.publish(self.routes)
         router = Router(self.routes, keys.authenticate)
         self._app: ASGIApp = EdgeMiddleware(router, self.metrics)
 
