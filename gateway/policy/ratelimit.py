@@ -1,12 +1,12 @@
-"""Rate limits and load shedding for the chat surface: who may send how much, and what the
-client is told about it.
+"""Rate limits and load shedding for chat and embeddings (and the request budget of music):
+who may send how much, and what the client is told about it.
 
 Limits are token buckets per API key and per catalog model, for requests (RPM) and tokens (TPM).
 A request reserves its estimated tokens (prompt + completion cap) before the call and the
 reservation is reconciled with the real usage after it, streams included, so concurrent long
 answers cannot overshoot a budget by more than one request. A refused request never reaches an
 upstream: it gets ``429 rate_limited`` with an honest ``Retry-After``. Load beyond
-``limits.max_concurrency`` in-flight chat requests is shed at once with ``503``.
+``limits.max_concurrency`` in-flight chat and embeddings requests is shed at once with ``503``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class Reservation:
 
 
 class LoadShedder:
-    """Counts chat requests in flight; past the cap, new ones are refused before any work."""
+    """Counts chat and embeddings requests in flight; past the cap, new ones are refused before
+    any work."""
 
     def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit

@@ -4,10 +4,11 @@ An embeddings adapter takes one call (the validated OpenAI-shaped ``/embeddings`
 provider's own model id and the request's deadline: the same ``ChatCall`` shape chat uses, never
 streamed) and returns OpenAI's ``list`` object. Every failure leaves it as one ``UpstreamError``.
 
-``normalise_answer`` is the one check of an answer, whoever produced it: one embedding per input,
-in input order, in the encoding the client asked for (``float``, or ``base64``: the vector's
-little-endian float32 bytes, as OpenAI sends them). A provider that ignores ``encoding_format``
-is converted here rather than passed on wrong.
+``normalise_answer`` checks an answer from a provider over the network (the offline model builds
+its own answers with ``encoded`` and ``unit``): one embedding per input, in input order, in the
+encoding the client asked for (``float``, or ``base64``: the vector's little-endian float32
+bytes, as OpenAI sends them). A provider that ignores ``encoding_format`` is converted here
+rather than passed on wrong.
 """
 
 from __future__ import annotations

@@ -183,3 +183,20 @@ def test_unknown_models_and_keys_get_their_envelopes(embed_gateway: UvicornServe
     with pytest.raises(openai.BadRequestError) as raised:
         client(embed_gateway).embeddings.create(model="local-chat", input="x")
     assert raised.value.code == "invalid_request"
+
+
+def test_openapi_describes_the_route_and_both_encodings_of_its_answer(
+    embed_gateway: UvicornServer,
+) -> None:
+    spec = httpx.get(embed_gateway.url + "/openapi.json").json()
+    operation = spec["paths"]["/v1/embeddings"]["post"]
+    request = operation["requestBody"]["content"]["application/json"]["schema"]
+    answer = Draft202012Validator(
+        operation["responses"]["200"]["content"]["application/json"]["schema"]
+    )
+    body = {"model": "local-embed", "input": ["a", "b"]}
+    assert list(Draft202012Validator(request).iter_errors(body)) == []
+    for encoding_format in ("float", "base64"):
+        given = embed(embed_gateway, {**body, "encoding_format": encoding_format}).json()
+        assert [e.message for e in answer.iter_errors(given)] == []
+    assert list(Draft202012Validator(request).iter_errors({**body, "input": []}))
