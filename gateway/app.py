@@ -13,9 +13,9 @@ from pathlib import Path
 
 from gateway.artifacts.files import ArtifactFiles, Artifacts
 from gateway.config.settings import Settings
-from gateway.contract.openapi import build_openapi
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
+from gateway.endpoints.embeddings import EmbeddingsEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
@@ -29,12 +29,13 @@ from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
 from gateway.policy.idempotency import Idempotency
 from gateway.policy.ratelimit import LoadShedder, RateLimiter
-from gateway.policy.relay import Relay
+from gateway.policy.relay import PlanRelay, Relay
 from gateway.policy.routing import Catalog
 from gateway.stores.build import build_stores
 from gateway.tasks.runner import TaskRunner
 from gateway.worker_metrics import WorkerMetrics, WorkerSlot
 from providers.base import ChatAdapter
+from providers.embeddings.base import EmbeddingsAdapter
 from providers.music.base import MusicAdapter
 from providers.registry import ADAPTERS, MUSIC_ADAPTERS, build_adapter, build_music_adapter
 
@@ -81,13 +82,31 @@ class Gateway:
             settings.idempotency, self.idempotency_store, self.metrics, stores_clock
         )
         body_limit = settings.server.max_body_bytes
+        shedder = LoadShedder(settings.limits.max_concurrency, self.metrics)
         chat = ChatEndpoint(
             keys,
             catalog,
             relay,
             self.metrics,
             limiter=limiter,
-            shedder=LoadShedder(settings.limits.max_concurrency, self.metrics),
+            shedder=shedder,
+            idempotency=idempotency,
+            body_limit=body_limit,
+        )
+        # The chat adapters that serve embeddings too, on the same connections and cooldowns.
+        embedders: dict[str, EmbeddingsAdapter] = {
+            name: adapter
+            for name, adapter in self.adapters.items()
+            if isinstance(adapter, EmbeddingsAdapter)
+        }
+        embeddings = EmbeddingsEndpoint(
+            keys,
+            catalog,
+            PlanRelay(
+                embedders, settings.relay, self.cooldowns, self.metrics, clock=stores_clock, rng=rng
+            ),
+            limiter=limiter,
+            shedder=shedder,
             idempotency=idempotency,
             body_limit=body_limit,
         )
@@ -131,6 +150,7 @@ class Gateway:
         )
         self.routes = route_table(
             chat=chat,
+            embeddings=embeddings,
             models=models,
             music=music,
             uploads=uploads,
@@ -138,7 +158,7 @@ class Gateway:
             tasks=tasks,
             operations=self.operations,
         )
-        self.operations.publish(build_openapi(self.routes))
+        self.operations.publish(self.routes)
         router = Router(self.routes, keys.authenticate)
         self._app: ASGIApp = EdgeMiddleware(router, self.metrics)
 

@@ -1,7 +1,8 @@
 """The adapter registries: the configuration's provider ``kind`` string -> adapter class.
 
 A kind may appear in both (``local`` serves chat and music); a provider of that kind gets one
-adapter of each.
+adapter of each. Embeddings are served by the chat adapter of the kinds in ``EMBEDDING_KINDS``
+(it implements ``providers.embeddings.base.EmbeddingsAdapter`` too, on the same connections).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ ADAPTERS: dict[str, ChatAdapterClass] = {
     OpenAICompatAdapter.kind: OpenAICompatAdapter,
     AnthropicAdapter.kind: AnthropicAdapter,
 }
+
+# The kinds whose chat adapter also implements ``EmbeddingsAdapter``.
+EMBEDDING_KINDS: frozenset[str] = frozenset({LocalAdapter.kind, OpenAICompatAdapter.kind})
 
 MUSIC_ADAPTERS: dict[str, MusicAdapterClass] = {
     LocalMusicAdapter.kind: LocalMusicAdapter,

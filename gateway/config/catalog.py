@@ -15,9 +15,9 @@ from typing import Any
 
 from gateway.config.reader import ConfigError, Table, child_path
 from providers.base import ProviderSettings
-from providers.registry import ADAPTERS, MUSIC_ADAPTERS
+from providers.registry import ADAPTERS, EMBEDDING_KINDS, MUSIC_ADAPTERS
 
-CAPABILITIES = ("chat", "chat.stream", "music.text", "music.reference_audio")
+CAPABILITIES = ("chat", "chat.stream", "embeddings", "music.text", "music.reference_audio")
 CHAT_CAPABILITIES = frozenset({"chat", "chat.stream"})
 MUSIC_CAPABILITIES = frozenset({"music.text", "music.reference_audio"})
 MODEL_STATUSES = ("available", "preview")
@@ -46,6 +46,7 @@ class ModelSettings:
     rpm: int | None = None  # None: limits.model_rpm
     tpm: int | None = None
     created: int = 1735689600  # 2025-01-01: a fixed date keeps the catalog stable across restarts
+    dimensions: int | None = None  # embeddings: the longest vector it gives (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,7 @@ def _model(
         rpm=table.integer("rpm", None, 0),
         tpm=table.integer("tpm", None, 0),
         created=table.integer("created", d.created, 0),
+        dimensions=table.integer("dimensions", None, 1),
     )
     table.done()
     return settings
@@ -164,6 +166,10 @@ def _check_adapters_serve(
         if CHAT_CAPABILITIES.intersection(capabilities) and kind not in ADAPTERS:
             raise ConfigError(
                 table.at("capabilities"), f'provider kind "{kind}" does not serve chat'
+            )
+        if "embeddings" in capabilities and kind not in EMBEDDING_KINDS:
+            raise ConfigError(
+                table.at("capabilities"), f'provider kind "{kind}" does not serve embeddings'
             )
         if MUSIC_CAPABILITIES.intersection(capabilities) and kind not in MUSIC_ADAPTERS:
             raise ConfigError(

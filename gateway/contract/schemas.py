@@ -143,7 +143,13 @@ MODEL: Schema = {
             "type": "array",
             "items": {
                 "type": "string",
-                "enum": ["chat", "chat.stream", "music.text", "music.reference_audio"],
+                "enum": [
+                    "chat",
+                    "chat.stream",
+                    "embeddings",
+                    "music.text",
+                    "music.reference_audio",
+                ],
             },
         },
         "status": {"type": "string", "enum": ["available", "preview"]},

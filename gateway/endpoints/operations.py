@@ -1,8 +1,10 @@
-"""``GET /v1/health``, ``GET /metrics`` and ``GET /openapi.json``: what operators and tools read.
+"""``GET /v1/health``, ``GET /metrics``, ``GET /openapi.json``, ``GET /openapi.yaml`` and
+``GET /llms.txt``: what operators and tools read.
 
-Health and the OpenAPI document are rendered once (the document from the route table, handed
-over by ``publish`` once the table exists); ``/metrics`` may require the metrics token, and
-under ``--workers N`` answers with every worker's series (``gateway.worker_metrics``).
+Health and the documents are rendered once (the OpenAPI document, as JSON and as YAML, and the
+llms.txt map, from the route table handed over by ``publish`` once it exists); ``/metrics``
+may require the metrics token, and under ``--workers N`` answers with every worker's series
+(``gateway.worker_metrics``).
 """
 
 from __future__ import annotations
@@ -11,13 +13,20 @@ import hashlib
 import hmac
 
 import orjson
+import yaml
 
 from gateway import __version__
 from gateway.contract.errors import GatewayError
+from gateway.contract.llms import build_llms_txt
+from gateway.contract.openapi import build_openapi
 from gateway.http.asgi import Request
+from gateway.http.router import Route
 from gateway.metrics import Metrics
 from gateway.policy.auth import bearer_token
 from gateway.worker_metrics import WorkerMetrics
+
+YAML_HEADERS = [(b"content-type", b"application/yaml")]
+TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class OperationsEndpoints:
@@ -29,16 +38,31 @@ class OperationsEndpoints:
         self._workers = workers
         self.health_body = orjson.dumps({"status": "ok", "version": __version__})
         self.openapi_body = b"{}"
+        self.openapi_yaml = b"{}\n"
+        self.llms_txt = b""
 
-    def publish(self, openapi: dict[str, object]) -> None:
-        """The OpenAPI document, built from the finished route table."""
+    def publish(self, routes: list[Route]) -> None:
+        """The documents of the finished route table."""
+        openapi = build_openapi(routes)
         self.openapi_body = orjson.dumps(openapi)
+        # Block style, keys in the JSON document's order; safe_dump quotes whatever YAML would
+        # read as another type ("200", "null", "on"), so both parse to the same document.
+        self.openapi_yaml = yaml.safe_dump(
+            openapi, sort_keys=False, allow_unicode=True, width=100
+        ).encode()
+        self.llms_txt = build_llms_txt(routes).encode()
 
     async def health(self, request: Request) -> None:
         await request.respond_bytes(200, self.health_body)
 
     async def openapi(self, request: Request) -> None:
         await request.respond_bytes(200, self.openapi_body)
+
+    async def openapi_yaml_text(self, request: Request) -> None:
+        await request.respond_bytes(200, self.openapi_yaml, YAML_HEADERS)
+
+    async def llms(self, request: Request) -> None:
+        await request.respond_bytes(200, self.llms_txt, TEXT_HEADERS)
 
     async def metrics_text(self, request: Request) -> None:
         token = self._metrics_token

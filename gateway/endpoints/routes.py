@@ -14,6 +14,7 @@ from gateway.contract.schemas import (
     MODEL,
     MODEL_LIST,
 )
+from gateway.contract.schemas_embeddings import EMBEDDINGS_REQUEST, EMBEDDINGS_RESPONSE
 from gateway.contract.schemas_music import (
     ARTIFACT,
     MUSIC_REQUEST,
@@ -24,6 +25,7 @@ from gateway.contract.schemas_music import (
 )
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
+from gateway.endpoints.embeddings import EmbeddingsEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
@@ -39,6 +41,7 @@ def _json(schema: dict[str, object]) -> dict[str, object]:
 def route_table(
     *,
     chat: ChatEndpoint,
+    embeddings: EmbeddingsEndpoint,
     models: CatalogEndpoints,
     music: MusicEndpoint,
     uploads: UploadEndpoint,
@@ -55,6 +58,15 @@ def route_table(
             "Chat",
             request_schema=CHAT_REQUEST,
             responses={200: {**_json(CHAT_RESPONSE), "text/event-stream": {"schema": CHAT_STREAM}}},
+        ),
+        Route(
+            "POST",
+            "/v1/embeddings",
+            embeddings,
+            "Create embeddings (OpenAI-compatible; float or base64)",
+            "Embeddings",
+            request_schema=EMBEDDINGS_REQUEST,
+            responses={200: _json(EMBEDDINGS_RESPONSE)},
         ),
         Route(
             "GET",
@@ -157,8 +169,26 @@ def route_table(
             "GET",
             "/openapi.json",
             operations.openapi,
-            "This specification",
-            "Operations",
+            "This gateway's OpenAPI 3.1 document: every /v1 route with its schemas",
+            "Docs",
+            auth=False,
+            public=False,
+        ),
+        Route(
+            "GET",
+            "/openapi.yaml",
+            operations.openapi_yaml_text,
+            "The same OpenAPI document as YAML",
+            "Docs",
+            auth=False,
+            public=False,
+        ),
+        Route(
+            "GET",
+            "/llms.txt",
+            operations.llms,
+            "This map of the gateway's routes and documents (llmstxt.org format)",
+            "Docs",
             auth=False,
             public=False,
         ),

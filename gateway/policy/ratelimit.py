@@ -1,12 +1,12 @@
-"""Rate limits and load shedding for the chat surface: who may send how much, and what the
-client is told about it.
+"""Rate limits and load shedding for chat and embeddings (and the request budget of music):
+who may send how much, and what the client is told about it.
 
 Limits are token buckets per API key and per catalog model, for requests (RPM) and tokens (TPM).
 A request reserves its estimated tokens (prompt + completion cap) before the call and the
 reservation is reconciled with the real usage after it, streams included, so concurrent long
 answers cannot overshoot a budget by more than one request. A refused request never reaches an
 upstream: it gets ``429 rate_limited`` with an honest ``Retry-After``. Load beyond
-``limits.max_concurrency`` in-flight chat requests is shed at once with ``503``.
+``limits.max_concurrency`` in-flight chat and embeddings requests is shed at once with ``503``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class Reservation:
 
 
 class LoadShedder:
-    """Counts chat requests in flight; past the cap, new ones are refused before any work."""
+    """Counts chat and embeddings requests in flight; past the cap, new ones are refused before
+    any work."""
 
     def __init__(self, limit: int, metrics: Metrics) -> None:
         self.limit = limit
@@ -158,11 +159,12 @@ class RateLimiter:
         return prompt_estimate(body["messages"]) + cap * choices
 
     async def admit(
-        self, key: KeySettings, plan: list[Candidate], chat: ChatRequest | None
+        self, key: KeySettings, plan: list[Candidate], chat: ChatRequest | int | None
     ) -> tuple[list[Candidate], Reservation | None]:
         """Reserve budget on the key and on the first plan model that has some.
 
-        ``chat`` sizes the token reservation; without one (a music task) only requests count.
+        ``chat`` sizes the token reservation; an ``int`` is a cost known before the call (an
+        embeddings input: prompt tokens only); without one (a music task) only requests count.
 
         Returns the plan without the models that had none, and the reservation (None when
         nothing limits this request).
@@ -182,7 +184,7 @@ class RateLimiter:
             model_limits = self._model_limits[model_id]
             estimate = 0
             if chat is not None and (key_limits.tpm or model_limits.tpm):
-                estimate = self.estimate(chat, model_id)
+                estimate = chat if isinstance(chat, int) else self.estimate(chat, model_id)
             key_demands, key_tokens = key_limits.demands(estimate)
             model_demands, model_tokens = model_limits.demands(estimate)
             admission = await self._store.acquire(key_demands + model_demands, now)

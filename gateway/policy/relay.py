@@ -10,6 +10,10 @@ fast with ``model_unavailable``. An ``UpstreamError`` that ends the plan becomes
 error by ``gateway.contract.errors.from_upstream``. What the run took (attempts, upstream
 seconds) comes back as a value whichever way it ends: ``Relayed`` beside the answer,
 ``RelayFailed`` around the client's error, ``RelayCanceled`` when the request was canceled.
+
+``PlanRelay`` is the loop, generic in its adapters and given the one call each attempt makes
+(``run``); ``Relay`` is chat's, over ``ChatAdapter``s; the embeddings endpoint runs a
+``PlanRelay`` over ``EmbeddingsAdapter``s.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -30,6 +34,7 @@ from gateway.stores.base import CooldownStore
 from providers.base import JSON, ChatAdapter, ChatCall, UpstreamError
 
 T = TypeVar("T")
+A = TypeVar("A")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 _log = structlog.get_logger("beatra.relay")
@@ -80,10 +85,10 @@ class RelayCanceled(asyncio.CancelledError):
         self.upstream_seconds = upstream_seconds
 
 
-class Relay:
+class PlanRelay(Generic[A]):
     def __init__(
         self,
-        adapters: Mapping[str, ChatAdapter],
+        adapters: Mapping[str, A],
         settings: RelaySettings,
         cooldowns: CooldownStore,
         metrics: Metrics,
@@ -100,22 +105,17 @@ class Relay:
         self._sleep = sleep
         self._rng = rng or random.Random()
 
-    def complete(self, plan: list[Candidate], call: ChatCall) -> Coroutine[Any, Any, Relayed[JSON]]:
-        """Run the plan for a whole answer. (A plain function returning the loop's coroutine:
-        one frame less on every resumption of the request.)"""
-        return self._run(plan, call, _complete_with)
-
-    def open_stream(
-        self, plan: list[Candidate], call: ChatCall
-    ) -> Coroutine[Any, Any, Relayed[FirstChunk]]:
-        """Run the plan until a stream's first chunk is in hand."""
-        return self._run(plan, call, _first_chunk)
+    def run(
+        self, plan: list[Candidate], call: ChatCall, attempt: Callable[[A, ChatCall], Awaitable[T]]
+    ) -> Coroutine[Any, Any, Relayed[T]]:
+        """Run the plan with ``attempt`` as the call to each deployment's adapter."""
+        return self._run(plan, call, attempt)
 
     async def _run(
         self,
         plan: list[Candidate],
         call: ChatCall,
-        attempt: Callable[[ChatAdapter, ChatCall], Awaitable[T]],
+        attempt: Callable[[A, ChatCall], Awaitable[T]],
     ) -> Relayed[T]:
         attempts = 0
         upstream_seconds = 0.0
@@ -223,3 +223,18 @@ class Relay:
             self._settings.backoff_max_s, self._settings.backoff_base_s * (2**number)
         ) * self._rng.uniform(0.5, 1.0)
         return float(max(backoff, retry_after or 0.0))
+
+
+class Relay(PlanRelay[ChatAdapter]):
+    """Chat's relay: whole answers and streams."""
+
+    def complete(self, plan: list[Candidate], call: ChatCall) -> Coroutine[Any, Any, Relayed[JSON]]:
+        """Run the plan for a whole answer. (A plain function returning the loop's coroutine:
+        one frame less on every resumption of the request.)"""
+        return self._run(plan, call, _complete_with)
+
+    def open_stream(
+        self, plan: list[Candidate], call: ChatCall
+    ) -> Coroutine[Any, Any, Relayed[FirstChunk]]:
+        """Run the plan until a stream's first chunk is in hand."""
+        return self._run(plan, call, _first_chunk)

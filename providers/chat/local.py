@@ -1,8 +1,9 @@
-"""The offline ``local`` provider: deterministic text generation with no network at all.
+"""The offline ``local`` provider: deterministic text generation and embeddings, no network.
 
 It lets the gateway run, be tried and be tested with no provider keys. The same conversation
 (and ``seed``) always yields the same reply; usage counts are exact for its own tokenizer, and
-streaming really yields token by token, with an optional delay between tokens.
+streaming really yields token by token, with an optional delay between tokens. Embeddings come
+from the hashed n-gram model of ``providers.embeddings.hashed``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import ClassVar
 import orjson
 
 from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError, read_options
-from providers.tokens import content_text, count_messages, split_text
+from providers.embeddings.base import Inputs, encoded, inputs_of
+from providers.embeddings.hashed import DIMENSIONS, embed_text, embed_tokens
+from providers.tokens import content_text, count_messages, count_text, split_text
 
 _VOCABULARY = tuple(
     "the gateway answers every request quickly and the offline model keeps replies short "
@@ -30,6 +33,7 @@ _VOCABULARY = tuple(
 )
 _DEFAULT_REPLY_TOKENS = 24
 _PROMPT_ECHO_WORDS = 8
+_INLINE_EMBED_ITEMS = 16_384  # characters or tokens embedded on the event loop itself
 
 
 def _completion_id(seed: bytes) -> str:
@@ -76,6 +80,29 @@ def _tokens_with_spacing(text: str) -> list[str]:
         tokens.append(text[position:start] + token)
         position = start + len(token)
     return tokens
+
+
+def _embed(call: ChatCall, inputs: Inputs, dimensions: int) -> JSON:
+    """OpenAI's ``list`` object of embeddings for ``inputs``, with exact usage."""
+    encoding_format = call.body.get("encoding_format") or "float"
+    data: list[JSON] = []
+    tokens = 0
+    for index, item in enumerate(inputs):
+        if isinstance(item, str):
+            vector = embed_text(item, dimensions)
+            tokens += max(1, count_text(item))
+        else:
+            vector = embed_tokens(item, dimensions)
+            tokens += len(item)
+        data.append(
+            {"object": "embedding", "index": index, "embedding": encoded(vector, encoding_format)}
+        )
+    return {
+        "object": "list",
+        "data": data,
+        "model": call.upstream_model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +161,21 @@ class LocalAdapter:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    async def embed(self, call: ChatCall) -> JSON:
+        body = call.body
+        dimensions = body.get("dimensions") or DIMENSIONS
+        if dimensions > DIMENSIONS:
+            raise UpstreamError(
+                "client_error",
+                f"This model gives at most {DIMENSIONS} dimensions.",
+                param="dimensions",
+            )
+        inputs = inputs_of(body)
+        if sum(len(item) for item in inputs) > _INLINE_EMBED_ITEMS:
+            # A large input costs the CPU seconds: off the event loop, so other requests move.
+            return await asyncio.to_thread(_embed, call, inputs, dimensions)
+        return _embed(call, inputs, dimensions)
 
     async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         count = self._choices_count(call)

@@ -1,9 +1,11 @@
-"""Adapter for any OpenAI-compatible chat server (OpenAI, vLLM, Ollama, llama.cpp, Groq, ...).
+"""Adapter for any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp, Groq, ...):
+chat completions and embeddings.
 
 Our public API is OpenAI's, so this adapter is close to a pass-through: it swaps in the upstream
 model id and asks for stream usage so the gateway can count tokens (the relay hides that usage
-chunk again from a client that did not ask for it). Translation is pure functions; I/O goes
-through ``HttpUpstream``.
+chunk again from a client that did not ask for it). Embeddings go to ``POST {base_url}/embeddings``
+with the same error mapping as chat. Translation is pure functions; I/O goes through
+``HttpUpstream``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from providers.base import (
     classify_status,
     read_options,
 )
+from providers.embeddings.base import inputs_of, normalise_answer
 from providers.http.framing import parse_retry_after
 from providers.http.upstream import HttpUpstream
 from providers.http.values import UpstreamOptions
@@ -129,6 +132,23 @@ class OpenAICompatAdapter:
             call.deadline,
         )
         return parse_completion(raw)
+
+    async def embed(self, call: ChatCall) -> JSON:
+        body = dict(call.body)
+        body["model"] = call.upstream_model
+        raw = await self._http.post_json(
+            "/embeddings",
+            orjson.dumps(body),
+            {"x-request-id": call.request_id},
+            error_from_response,
+            call.deadline,
+        )
+        try:
+            answer = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError("server", "The provider returned malformed JSON.") from exc
+        encoding_format = body.get("encoding_format") or "float"
+        return normalise_answer(answer, len(inputs_of(body)), encoding_format)
 
     async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         payload = build_request(call, stream_usage=self._stream_usage)

@@ -154,11 +154,11 @@ def test_not_found_and_method_not_allowed(gateway: UvicornServer) -> None:
 
 def test_every_v1_path_but_health_needs_a_key_before_404_or_405(gateway: UvicornServer) -> None:
     url = gateway.url
-    for method, path in [("POST", "/v1/embeddings"), ("GET", "/v1/nothing"), ("GET", CHAT)]:
+    for method, path in [("POST", "/v1/no/such/route"), ("GET", "/v1/nothing"), ("GET", CHAT)]:
         assert_envelope(httpx.request(method, url + path), 401, "missing_api_key")
         bad = httpx.request(method, url + path, headers=auth("wrong-key"))
         assert_envelope(bad, 401, "invalid_api_key")
-    assert_envelope(httpx.post(url + "/v1/embeddings", headers=auth()), 404, "not_found")
+    assert_envelope(httpx.post(url + "/v1/no/such/route", headers=auth()), 404, "not_found")
     assert_envelope(httpx.delete(url + "/v1/models", headers=auth()), 405, "method_not_allowed")
     # Health and the paths outside /v1 answer as before, without a key.
     assert_envelope(httpx.post(url + "/v1/health"), 405, "method_not_allowed")

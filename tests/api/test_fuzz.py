@@ -58,7 +58,7 @@ CHECKS = [
     "unsupported_method",
     "allow_header_conformance",
 ]
-CATALOG = ("auto", "local-chat", "local-music")
+CATALOG = ("auto", "local-chat", "local-music", "local-embed")
 
 
 def fuzz_config(storage: str) -> dict[str, Any]:
@@ -73,8 +73,14 @@ def fuzz_config(storage: str) -> dict[str, Any]:
                 "model": "local-music-1",
                 "capabilities": ["music.text", "music.reference_audio"],
             },
+            "local-embed": {
+                "provider": "local",
+                "model": "local-embed-1",
+                "capabilities": ["embeddings"],
+                "dimensions": 256,
+            },
         },
-        "routing": {"auto": ["local-chat", "local-music"]},
+        "routing": {"auto": ["local-chat", "local-music", "local-embed"]},
         "tasks": {"poll_initial_s": 0.005, "poll_max_s": 0.02, "max_running": 2},
         "storage": {"path": storage, "max_upload_bytes": 256 * 1024},
         "keys": {"dev": {"key_env": "TEST_DEV_KEY"}, "second": {"key_env": "TEST_SECOND_KEY"}},
@@ -184,6 +190,7 @@ WRONG: list[Any] = [None, True, 0, -1, 1.5, "", "x" * 5000, [], [None], {}, {"a"
 VALID: dict[str, dict[str, Any]] = {
     "/v1/chat/completions": {"model": "local-chat", "messages": [{"role": "user", "content": "x"}]},
     "/v1/music/generations": {"model": "local-music", "prompt": "piano", "duration_seconds": 1},
+    "/v1/embeddings": {"model": "local-embed", "input": ["a", "b"]},
 }
 
 

@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible server speaking the Chat Completions wire format, with faults.
+"""A fake OpenAI-compatible server speaking the Chat Completions and Embeddings wire formats,
+with faults.
 
 ``POST /v1/chat/completions``: a ``chat.completion`` body, or with ``stream: true`` an event
 stream of ``chat.completion.chunk`` objects ending ``data: [DONE]`` (with a usage chunk first
@@ -8,11 +9,20 @@ Sync answers can break too (``SYNC_BODY_FAULTS``): ``cut`` sends half the body a
 ``stall`` sends half and then nothing, ``no_done`` ends a chunked body cleanly half way, ``drip``
 writes it ``size`` bytes at a time, ``giant`` pads the content to ``size`` bytes, and
 ``malformed_sse`` answers an event stream to a request that did not ask for one.
+
+``POST /v1/embeddings``: OpenAI's ``list`` of ``embedding`` objects, one per input, each a
+vector of ``FAKE_DIMENSIONS`` (or ``dimensions``) floats derived from the input's sha256, or
+with ``encoding_format: base64`` their little-endian float32 bytes; usage counts the words (or
+the token ids). The same faults apply (``status``, ``reset``, ``slow``, ``malformed`` and the
+broken bodies).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +40,7 @@ from tests.fakes.faults import (
 )
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
+FAKE_DIMENSIONS = 8
 SYNC_BODY_FAULTS = ("cut", "stall", "no_done", "drip", "giant", "malformed_sse")
 
 
@@ -105,12 +116,57 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             return await _broken_answer(request, orjson.dumps(answer), fault, plan)
         return web.json_response(answer, dumps=lambda data: orjson.dumps(data).decode())
 
-    return _app_with(chat)
+    async def embeddings(request: web.Request) -> web.StreamResponse:
+        body = orjson.loads(await request.read())
+        plan.record_request(request, body)
+        fault = plan.take()
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            fault = Fault(name="status", status=401, message="Incorrect API key provided")
+        early = await play_shared_fault(
+            request, plan, fault, _error_response, b'{"object": "list", "data": ['
+        )
+        if early is not None:
+            return early
+        answer = _embeddings_answer(body)
+        if fault.name in SYNC_BODY_FAULTS:
+            return await _broken_answer(request, orjson.dumps(answer), fault, plan)
+        return web.json_response(answer, dumps=lambda data: orjson.dumps(data).decode())
+
+    return _app_with(chat, embeddings)
 
 
-def _app_with(chat: Any) -> web.Application:
+def fake_vector(item: str | list[int], dimensions: int = FAKE_DIMENSIONS) -> list[float]:
+    """The fake's embedding of one input: float32 values in [-1, 1) from its sha256."""
+    digest = hashlib.sha256(orjson.dumps(item)).digest() * (dimensions // 32 + 1)
+    values = [(byte - 128) / 128 for byte in digest[:dimensions]]
+    return list(struct.unpack(f"<{dimensions}f", struct.pack(f"<{dimensions}f", *values)))
+
+
+def _embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
+    given = body["input"]
+    items = [given] if isinstance(given, str) or isinstance(given[0], int) else given
+    dimensions = body.get("dimensions") or FAKE_DIMENSIONS
+    data: list[dict[str, Any]] = []
+    tokens = 0
+    for index, item in enumerate(items):
+        vector = fake_vector(item, dimensions)
+        tokens += len(item.split()) if isinstance(item, str) else len(item)
+        embedding: Any = vector
+        if body.get("encoding_format") == "base64":
+            embedding = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.get("model"),
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def _app_with(chat: Any, embeddings: Any) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
+    app.router.add_post("/v1/embeddings", embeddings)
     return app
 
 

@@ -46,6 +46,10 @@ FORBIDDEN = (
     ("providers.synth", ("providers.chat", "providers.music", "providers.http")),
     ("providers.chat", ("providers.music", "providers.synth")),
     (
+        "providers.embeddings",
+        ("providers.chat", "providers.music", "providers.synth", "providers.http"),
+    ),
+    (
         "gateway.http",
         ("gateway.endpoints", "gateway.policy", "gateway.stores", "gateway.tasks", "providers"),
     ),
