@@ -2,7 +2,8 @@
 
 It owns ``build_request`` and its helpers: the mapping of messages (system prompt, alternating
 user/assistant turns, images, tool calls and results), sampling options, stop sequences, tools and
-tool_choice. What cannot be mapped is a ``client_error``. The adapter in ``providers.anthropic``
+tool_choice (the other top-level fields: ``providers.anthropic_fields``). What cannot be mapped
+is a ``client_error``. The adapter in ``providers.anthropic``
 does the I/O and re-exports ``build_request``.
 """
 
@@ -15,6 +16,13 @@ from typing import Any
 import orjson
 
 from providers.base import JSON, ChatCall, UpstreamError
+from providers.chat.anthropic_fields import (
+    JSON_OBJECT_TOOL,
+    JSON_OBJECT_TOOL_SPEC,
+    map_fields,
+    refuse,
+    wants_json_object,
+)
 from providers.tokens import content_text
 
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
@@ -31,9 +39,6 @@ def _reject(message: str) -> UpstreamError:
 def build_request(call: ChatCall, default_max_tokens: int) -> bytes:
     """The Messages API body for an OpenAI chat body; ``client_error`` for what cannot map."""
     body = call.body
-    n = body.get("n")
-    if isinstance(n, int) and n > 1:
-        raise _reject("This provider does not support n > 1.")
     system, messages = _convert_messages(body.get("messages"))
     out: JSON = {
         "model": call.upstream_model,
@@ -60,12 +65,22 @@ def build_request(call: ChatCall, default_max_tokens: int) -> bytes:
     user = body.get("user")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
+    map_fields(body, out)
     tools = body.get("tools")
-    if tools:
+    choice = body.get("tool_choice")
+    if wants_json_object(body):
+        if tools:
+            raise refuse("response_format", "json_object together with tools is not supported.")
+        out["tools"] = [JSON_OBJECT_TOOL_SPEC]
+        out["tool_choice"] = {"type": "tool", "name": JSON_OBJECT_TOOL}
+    elif tools:
         out["tools"] = _convert_tools(tools)
-        choice = _convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        if choice is not None:
-            out["tool_choice"] = choice
+        mapped = _convert_tool_choice(choice, body.get("parallel_tool_calls"))
+        if mapped is not None:
+            out["tool_choice"] = mapped
+    elif choice is not None and choice not in ("auto", "none"):
+        # Without tools only "let the model answer" means anything.
+        raise refuse("tool_choice", "forces a tool call, but the request has no tools.")
     if call.stream:
         out["stream"] = True
     return orjson.dumps(out)
@@ -229,7 +244,7 @@ def _convert_tools(raw: Any) -> list[JSON]:
             or not isinstance(function, dict)
             or not isinstance(function.get("name"), str)
         ):
-            raise _reject("Only function tools with a name are supported by this provider.")
+            raise refuse("tools", "only function tools with a name are supported by this provider.")
         converted: JSON = {
             "name": function["name"],
             "input_schema": function.get("parameters") or _EMPTY_SCHEMA,
@@ -254,7 +269,7 @@ def _convert_tool_choice(choice: Any, parallel_tool_calls: Any) -> JSON | None:
     ):
         result = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        raise _reject("Unsupported tool_choice.")
+        raise refuse("tool_choice", "must be auto, required, none or a function.")
     if parallel_tool_calls is False and (result is None or result["type"] != "none"):
         result = {**(result or {"type": "auto"}), "disable_parallel_tool_use": True}
     return result
