@@ -120,8 +120,14 @@ def validate_chat(body: dict[str, Any]) -> ChatRequest:
             problem = check(value)
             if problem:
                 issues.append({"field": name, "issue": problem})
-    if body.get("temperature") is not None and body.get("top_p") is not None:
-        issues.append({"field": "top_p", "issue": "pass either temperature or top_p, not both"})
+    # Both set is ambiguous unless one is 1, OpenAI's default, which many clients always send.
+    top_p = body.get("top_p")
+    if top_p is not None and top_p != 1:
+        temperature = body.get("temperature")
+        if temperature is not None and temperature != 1:
+            issues.append(
+                {"field": "top_p", "issue": "pass either temperature or top_p, not both (or one 1)"}
+            )
     stream = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = False

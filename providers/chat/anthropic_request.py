@@ -48,13 +48,14 @@ def build_request(call: ChatCall, default_max_tokens: int) -> bytes:
     if system:
         out["system"] = system
     temperature = _number(body.get("temperature"))
-    if temperature is not None:
+    top_p = _number(body.get("top_p"))
+    if temperature is not None and not (temperature == 1 and top_p is not None and top_p < 1):
         # OpenAI accepts 0-2 but Anthropic only 0-1 and rejects anything above with a 400;
         # clamping keeps "as random as possible" instead of failing the request.
         out["temperature"] = min(max(temperature, 0.0), 1.0)
-    top_p = _number(body.get("top_p"))
     # top_p = 1 is a no-op, and newer Claude models reject temperature and top_p together, so a
-    # client that sends the OpenAI default (1) alongside a temperature should still work.
+    # client that sends the OpenAI default (1) alongside a temperature should still work; and a
+    # temperature of 1 (Anthropic's default too) beside a real top_p is not sent either.
     if top_p is not None and top_p < 1.0:
         out["top_p"] = top_p
     stop = body.get("stop")

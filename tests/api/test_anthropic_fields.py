@@ -54,6 +54,7 @@ def test_mapped_fields_reach_anthropic_exactly(
         messages=MESSAGES,
         max_completion_tokens=300,
         temperature=0.4,
+        top_p=1,  # the OpenAI default many clients always send: accepted, and not sent on
         stop=["END"],
         user="user-7",
         tools=[tool],
@@ -259,3 +260,17 @@ def test_cache_reads_are_cached_prompt_tokens(
     assert written.prompt_tokens_details.cached_tokens == 0  # a cache write is not a read
     assert read.prompt_tokens_details.cached_tokens == read.prompt_tokens
     assert anthropic_fake.plan.requests[0].body["cache_control"] == {"type": "ephemeral"}
+
+
+def test_temperature_with_top_p_one_is_accepted_and_both_set_is_400(
+    gateway: UvicornServer, anthropic_fake: Upstream
+) -> None:
+    url = f"{gateway.url}/v1/chat/completions"
+    body = {"model": "claude-test", "messages": MESSAGES, "temperature": 1, "top_p": 0.5}
+    assert httpx.post(url, json=body, headers=auth()).status_code == 200
+    assert anthropic_fake.plan.requests[0].body == {**MINIMAL, "top_p": 0.5}
+    body = {**body, "temperature": 0.5}
+    response = httpx.post(url, json=body, headers=auth())
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "top_p"
+    assert anthropic_fake.plan.calls == 1
