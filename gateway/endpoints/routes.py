@@ -71,6 +71,7 @@ def route_table(
             "Inspect one model",
             "Models",
             responses={200: _json(MODEL)},
+            rest=True,  # catalog ids may contain "/"
         ),
         Route(
             "POST",
