@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.contract.errors import MAX_LISTED_ISSUES, invalid
+from providers.base import as_int
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 CONTENT_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
@@ -32,7 +33,8 @@ class ChatRequest:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    # JSON Schema's integer, as /openapi.json promises: 3.0 counts (adapters read it by as_int).
+    return as_int(value) is not None
 
 
 def _is_number(value: Any) -> bool:
@@ -93,7 +95,7 @@ OPTIONAL_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "stop": _stop,
     "presence_penalty": _number_in(-2.0, 2.0),
     "frequency_penalty": _number_in(-2.0, 2.0),
-    "seed": _of(int, "an integer"),
+    "seed": lambda value: None if _is_int(value) else "must be an integer",
     "user": _of(str, "a string"),
     "logprobs": _of(bool, "a boolean"),
     "top_logprobs": _int_at_least(0, 20),

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, UpstreamError
+from providers.base import JSON, UpstreamError, as_int
 
 # The forced tool that carries a json_object answer (never shown to the client as a tool call).
 JSON_OBJECT_TOOL = "json_object"
@@ -110,9 +110,10 @@ def _reasoning_effort(field: str, value: Any, out: JSON) -> None:
 
 
 def _top_k(field: str, value: Any, out: JSON) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    top_k = as_int(value)
+    if top_k is None or top_k < 0:
         raise refuse(field, "must be a non-negative integer.")
-    out["top_k"] = value
+    out["top_k"] = top_k
 
 
 def _thinking(field: str, value: Any, out: JSON) -> None:

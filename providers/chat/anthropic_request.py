@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ChatCall, UpstreamError
+from providers.base import JSON, ChatCall, UpstreamError, as_int
 from providers.chat.anthropic_fields import (
     JSON_OBJECT_TOOL,
     JSON_OBJECT_TOOL_SPEC,
@@ -95,8 +95,8 @@ def _number(value: Any) -> float | None:
 
 def _max_tokens(body: Mapping[str, Any], default: int) -> int:
     for key in ("max_completion_tokens", "max_tokens"):
-        value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        value = as_int(body.get(key))
+        if value is not None and value > 0:
             return value
     return default
 
