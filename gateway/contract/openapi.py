@@ -174,10 +174,10 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
         if route.auth:
             operation["security"] = [{"bearer": []}]
         if route.request_schema is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {route.request_media: {"schema": route.request_schema}},
-            }
+            media: dict[str, Any] = {"schema": route.request_schema}
+            if route.request_encoding is not None:
+                media["encoding"] = route.request_encoding
+            operation["requestBody"] = {"required": True, "content": {route.request_media: media}}
         for status, content in route.responses.items():
             operation["responses"][str(status)] = _success(route, status, content)
         for status in statuses:

@@ -7,7 +7,6 @@ The same table drives dispatch (``gateway.http.router``) and the OpenAPI documen
 from __future__ import annotations
 
 from gateway.contract.schemas import (
-    CHAT_REQUEST,
     CHAT_RESPONSE,
     CHAT_STREAM,
     HEALTH,
@@ -16,10 +15,10 @@ from gateway.contract.schemas import (
 )
 from gateway.contract.schemas_music import (
     ARTIFACT,
-    MUSIC_REQUEST,
     TASK,
     TASK_LIST,
     TASK_QUERY,
+    UPLOAD_ENCODING,
     UPLOAD_REQUEST,
 )
 from gateway.endpoints.artifacts import ArtifactEndpoints
@@ -53,7 +52,7 @@ def route_table(
             chat,
             "Create a chat completion (OpenAI-compatible; stream with stream: true)",
             "Chat",
-            request_schema=CHAT_REQUEST,
+            request_schema=chat.request_schema(),
             responses={200: {**_json(CHAT_RESPONSE), "text/event-stream": {"schema": CHAT_STREAM}}},
         ),
         Route(
@@ -79,7 +78,7 @@ def route_table(
             music,
             "Create a music generation task (text-to-music, or reference audio)",
             "Music",
-            request_schema=MUSIC_REQUEST,
+            request_schema=music.request_schema(),
             responses={202: _json(TASK)},
         ),
         Route(
@@ -90,6 +89,7 @@ def route_table(
             "Uploads",
             request_schema=UPLOAD_REQUEST,
             request_media="multipart/form-data",
+            request_encoding=UPLOAD_ENCODING,
             responses={200: _json(ARTIFACT)},
         ),
         Route(

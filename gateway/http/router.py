@@ -38,6 +38,7 @@ class Route:
     auth: bool = True
     request_schema: dict[str, Any] | None = None
     request_media: str = "application/json"
+    request_encoding: dict[str, Any] | None = None  # OpenAPI's per-part encoding (multipart)
     query: tuple[dict[str, Any], ...] = ()
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)
     public: bool = True  # listed in /openapi.json

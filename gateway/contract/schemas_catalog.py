@@ -1,0 +1,118 @@
+"""The request schemas of chat and music, completed with what the configured catalog decides.
+
+Which ``model`` values may chat or stream, and what each music model accepts (formats, longest
+duration, lyrics, reference audio and its modes), depend on the configuration, so the static
+schemas of ``schemas`` and ``schemas_music`` get one rule per model name (catalog id, alias,
+``auto``) when the route table is built. A name the catalog does not know stays unconstrained:
+the gateway answers it with 404. What a key may use (403, 404) is not the spec's to say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from gateway.config.settings import AUTO_MODEL, ModelSettings
+from gateway.contract.music_validate import DEFAULT_DURATION_S, DEFAULT_FORMAT
+from gateway.contract.schemas import CHAT_REQUEST, Schema
+from gateway.contract.schemas_music import MUSIC_REQUEST
+from gateway.policy.routing import Catalog
+from providers.music.base import MusicAdapter
+
+_NULL = {"type": "null"}
+
+
+def _names(catalog: Catalog) -> Iterator[tuple[str, list[ModelSettings]]]:
+    """Every name a client may send, with the catalog models it may resolve to."""
+    yield AUTO_MODEL, [catalog.models[m] for m in catalog.auto]
+    for model_id, model in catalog.models.items():
+        yield model_id, [model]
+    for alias, target in catalog.aliases.items():
+        yield alias, [catalog.models[target]]
+
+
+def _named(names: list[str]) -> Schema:
+    return {"required": ["model"], "properties": {"model": {"enum": names}}}
+
+
+def chat_request_schema(catalog: Catalog) -> Schema:
+    """``CHAT_REQUEST`` naming the models that cannot chat, and those that cannot stream."""
+    no_chat, no_stream = [], []
+    for name, models in _names(catalog):
+        if not any("chat" in m.capabilities for m in models):
+            no_chat.append(name)
+        elif not any("chat.stream" in m.capabilities for m in models):
+            no_stream.append(name)
+    rules = list(CHAT_REQUEST["allOf"])
+    if no_chat:
+        rules.append({"not": _named(no_chat)})
+    if no_stream:
+        stream = {"required": ["stream"], "properties": {"stream": {"const": True}}}
+        rules.append({"not": {"allOf": [_named(no_stream), stream]}})
+    return {**CHAT_REQUEST, "allOf": rules}
+
+
+def _any_case(word: str) -> str:
+    """A regex of ``word`` in any letter case (the gateway lower-cases ``format``)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+def _served_by(adapter: MusicAdapter, reference: bool) -> Schema:
+    """What a request must look like for ``adapter`` to take it (``music_validate._refusal``)."""
+    formats = "|".join(_any_case(f) for f in sorted(adapter.formats))
+    properties: dict[str, Any] = {
+        "format": {"pattern": f"^(?:{formats})$"},
+        "duration_seconds": {"maximum": adapter.max_duration_seconds},
+    }
+    required = []
+    if DEFAULT_FORMAT not in adapter.formats:
+        required.append("format")
+    if adapter.max_duration_seconds < DEFAULT_DURATION_S:
+        required.append("duration_seconds")
+    if not getattr(adapter, "supports_lyrics", False):
+        properties["lyrics"] = {"anyOf": [_NULL, {"maxLength": 0}]}
+    if reference:
+        modes = sorted(adapter.reference_modes)
+        properties["reference_mode"] = {"anyOf": [_NULL, {"enum": modes}]}
+    return {"required": required, "properties": properties}
+
+
+def _unique(schemas: list[Schema]) -> list[Schema]:
+    kept: list[Schema] = []
+    for schema in schemas:
+        if schema not in kept:
+            kept.append(schema)
+    return kept
+
+
+def _music_branch(
+    models: list[ModelSettings], adapters: Mapping[str, MusicAdapter], reference: bool
+) -> Schema | None:
+    """The requests of one kind (reference audio or not) some deployment of ``models`` serves."""
+    capability = "music.reference_audio" if reference else "music.text"
+    served = [
+        _served_by(adapters[d.provider], reference)
+        for m in models
+        if capability in m.capabilities
+        for d in m.deployments
+        if d.provider in adapters and (adapters[d.provider].reference_modes or not reference)
+    ]
+    if not served:
+        return None
+    given = {"type": "string"}
+    reference_id = (
+        {"required": ["reference_artifact_id"], "properties": {"reference_artifact_id": given}}
+        if reference
+        else {"properties": {"reference_artifact_id": _NULL}}
+    )
+    return {"allOf": [reference_id, {"anyOf": _unique(served)}]}
+
+
+def music_request_schema(catalog: Catalog, adapters: Mapping[str, MusicAdapter]) -> Schema:
+    """``MUSIC_REQUEST`` with, for every model name, what its deployments can serve."""
+    rules = list(MUSIC_REQUEST["allOf"])
+    for name, models in _names(catalog):
+        branches = [b for r in (False, True) if (b := _music_branch(models, adapters, r))]
+        served: Schema = {"anyOf": branches} if branches else {"not": {}}
+        rules.append({"if": _named([name]), "then": served})
+    return {**MUSIC_REQUEST, "allOf": rules}
