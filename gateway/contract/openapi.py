@@ -86,11 +86,14 @@ def _header_parameter(name: str, description: str, schema: dict[str, Any]) -> di
     }
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
-    names = [part[1:-1] for part in path.strip("/").split("/") if part.startswith("{")]
-    return [
+def _path_parameters(route: Route) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in route.path.strip("/").split("/") if part.startswith("{")]
+    parameters: list[dict[str, Any]] = [
         {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
     ]
+    if route.rest:
+        parameters[-1]["description"] = "May contain `/`, sent as is or as `%2F`."
+    return parameters
 
 
 def _creates(route: Route) -> bool:
@@ -103,7 +106,7 @@ def _serves_ranges(route: Route) -> bool:
 
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
-    parameters = _path_parameters(route.path) + list(route.query)
+    parameters = _path_parameters(route) + list(route.query)
     parameters.append(
         _header_parameter(
             "X-Request-Id",

@@ -31,7 +31,7 @@ JSON_OBJECT_TOOL_SPEC: JSON = {
     "input_schema": {"type": "object"},
 }
 # OpenAI's reasoning_effort levels that Anthropic's output_config.effort also has.
-_EFFORTS = frozenset({"low", "medium", "high", "xhigh"})
+_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
 # Read by build_request itself (messages, sampling, stop, user, tools) or by the gateway
 # (stream, stream_options), so nothing here decides about them.
 TRANSLATED = frozenset(

@@ -280,7 +280,7 @@ def test_tools_and_tool_choice_mapping() -> None:
     rejected({"messages": messages, "tools": tools, "tool_choice": "sometimes"})
 
 
-def test_tool_choice_without_tools_is_dropped() -> None:
+def test_tool_choice_none_without_tools_is_a_no_op() -> None:
     out = request({"messages": [{"role": "user", "content": "Hi"}], "tool_choice": "none"})
     assert "tool_choice" not in out and "tools" not in out
 
