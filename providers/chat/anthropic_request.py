@@ -107,10 +107,14 @@ def _convert_messages(raw: Any) -> tuple[str, list[JSON]]:
         raise _reject("messages must be a list.")
     system_parts: list[str] = []
     turns: list[JSON] = []
-    for message in raw:
+    for index, message in enumerate(raw):
         if not isinstance(message, dict):
             raise _reject("Each message must be an object.")
         role = message.get("role")
+        if message.get("name") and role != "tool":
+            # A participant name has no place in a Messages turn (a tool's name is redundant
+            # with its tool_call_id, so that one goes).
+            raise refuse(f"messages[{index}].name", "the Messages API has no participant names.")
         content = message.get("content")
         if role in ("system", "developer"):
             text = content_text(content, "\n")
@@ -252,6 +256,8 @@ def _convert_tools(raw: Any) -> list[JSON]:
         }
         if isinstance(function.get("description"), str):
             converted["description"] = function["description"]
+        if function.get("strict") is True:
+            converted["strict"] = True  # Anthropic's strict tool use: inputs fit the schema
         tools.append(converted)
     return tools
 

@@ -47,7 +47,11 @@ def test_mapped_fields_reach_anthropic_exactly(
 ) -> None:
     tool: Any = {
         "type": "function",
-        "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+        "function": {
+            "name": "lookup",
+            "parameters": {"type": "object", "properties": {}},
+            "strict": True,
+        },
     }
     client(gateway).chat.completions.create(
         model="claude-test",
@@ -76,7 +80,9 @@ def test_mapped_fields_reach_anthropic_exactly(
         "output_config": {"effort": "high"},
         "top_k": 40,
         "thinking": {"type": "enabled", "budget_tokens": 1024},
-        "tools": [{"name": "lookup", "input_schema": {"type": "object", "properties": {}}}],
+        "tools": [
+            {"name": "lookup", "input_schema": {"type": "object", "properties": {}}, "strict": True}
+        ],
         "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
     }
 
@@ -274,3 +280,14 @@ def test_temperature_with_top_p_one_is_accepted_and_both_set_is_400(
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "top_p"
     assert anthropic_fake.plan.calls == 1
+
+
+def test_a_participant_name_is_400_naming_the_message(
+    gateway: UvicornServer, anthropic_fake: Upstream
+) -> None:
+    messages = [*MESSAGES[:1], {**MESSAGES[1], "name": "alice"}]
+    body = {"model": "claude-test", "messages": messages}
+    response = httpx.post(f"{gateway.url}/v1/chat/completions", json=body, headers=auth())
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages[1].name"
+    assert anthropic_fake.plan.calls == 0
