@@ -36,20 +36,21 @@ def _named(names: list[str]) -> Schema:
 
 
 def chat_request_schema(catalog: Catalog) -> Schema:
-    """``CHAT_REQUEST`` naming the models that cannot chat, and those that cannot stream."""
-    no_chat, no_stream = [], []
-    for name, models in _names(catalog):
-        if not any("chat" in m.capabilities for m in models):
-            no_chat.append(name)
-        elif not any("chat.stream" in m.capabilities for m in models):
-            no_stream.append(name)
+    """``CHAT_REQUEST`` naming the models that cannot answer (capability ``chat``) and those
+    that cannot stream (``chat.stream``): routing asks for the one the request needs."""
+    no_chat = [n for n, models in _names(catalog) if not _can(models, "chat")]
+    no_stream = [n for n, models in _names(catalog) if not _can(models, "chat.stream")]
+    streamed = {"required": ["stream"], "properties": {"stream": {"const": True}}}
     rules = list(CHAT_REQUEST["allOf"])
     if no_chat:
-        rules.append({"not": _named(no_chat)})
+        rules.append({"if": _named(no_chat), "then": streamed})
     if no_stream:
-        stream = {"required": ["stream"], "properties": {"stream": {"const": True}}}
-        rules.append({"not": {"allOf": [_named(no_stream), stream]}})
+        rules.append({"not": {"allOf": [_named(no_stream), streamed]}})
     return {**CHAT_REQUEST, "allOf": rules}
+
+
+def _can(models: list[ModelSettings], capability: str) -> bool:
+    return any(capability in model.capabilities for model in models)
 
 
 def _any_case(word: str) -> str:

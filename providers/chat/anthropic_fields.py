@@ -97,7 +97,7 @@ def _response_format(field: str, value: Any, out: JSON) -> None:
     schema = spec.get("schema") if isinstance(spec, dict) else None
     if not isinstance(schema, dict):
         raise refuse(f"{field}.json_schema.schema", "is required and must be an object.")
-    if spec.get("description"):  # type: ignore[union-attr, unused-ignore]
+    if spec.get("description"):
         # Only the schema reaches the model; a description it would never read is refused.
         raise _no_equivalent(f"{field}.json_schema.description")
     out.setdefault("output_config", {})["format"] = {"type": "json_schema", "schema": schema}

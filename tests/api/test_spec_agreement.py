@@ -31,6 +31,12 @@ TASK_ID = "task_" + "0" * 26
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UvicornServer]:
     config = base_config()
     config["providers"]["local"]["options"] = {"max_duration_seconds": 5}
+    config["models"]["no-stream"] = {"provider": "local", "model": "l", "capabilities": ["chat"]}
+    config["models"]["only-stream"] = {
+        "provider": "local",
+        "model": "l",
+        "capabilities": ["chat.stream"],
+    }
     config["storage"] = {"path": str(tmp_path_factory.mktemp("agreement-artifacts"))}
     gateway = serve(config)
     yield gateway
@@ -61,6 +67,11 @@ def body_schema(spec: dict[str, Any], path: str) -> jsonschema.Draft202012Valida
         ({"max_tokens": 5.5}, False),
         ({"model": ""}, False),
         ({"model": "local-music"}, False),  # a music model cannot chat
+        ({"model": "local-music", "stream": True}, False),
+        ({"model": "no-stream"}, True),
+        ({"model": "no-stream", "stream": True}, False),
+        ({"model": "only-stream", "stream": True}, True),
+        ({"model": "only-stream", "stream": False}, False),
         ({"messages": [{"role": "tool", "content": "x"}]}, False),
         ({"messages": [{"role": "user"}]}, False),
         ({"messages": [{"role": "user", "content": [{"type": "text"}]}]}, False),
