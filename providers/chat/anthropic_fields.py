@@ -109,6 +109,18 @@ def _reasoning_effort(field: str, value: Any, out: JSON) -> None:
     out.setdefault("output_config", {})["effort"] = value
 
 
+# OpenAI's service_tier -> Anthropic's: "auto" uses priority capacity where the account has it
+# in both; "default" is standard capacity only. flex, scale and priority have no counterpart.
+_SERVICE_TIERS = {"auto": "auto", "default": "standard_only"}
+
+
+def _service_tier(field: str, value: Any, out: JSON) -> None:
+    tier = _SERVICE_TIERS.get(value) if isinstance(value, str) else None
+    if tier is None:
+        raise refuse(field, "must be auto or default for this provider.")
+    out["service_tier"] = tier
+
+
 def _top_k(field: str, value: Any, out: JSON) -> None:
     top_k = as_int(value)
     if top_k is None or top_k < 0:
@@ -148,6 +160,7 @@ _FIELDS: dict[str, Callable[[str, Any, JSON], None]] = {
     "metadata": _metadata,
     "response_format": _response_format,
     "reasoning_effort": _reasoning_effort,
+    "service_tier": _service_tier,
     "top_k": _top_k,
     "thinking": _thinking,
     "cache_control": _cache_control,

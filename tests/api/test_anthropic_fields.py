@@ -65,6 +65,7 @@ def test_mapped_fields_reach_anthropic_exactly(
         tool_choice="auto",
         parallel_tool_calls=False,
         reasoning_effort="high",
+        service_tier="default",
         n=1,
         presence_penalty=0,
         frequency_penalty=0.0,
@@ -78,6 +79,7 @@ def test_mapped_fields_reach_anthropic_exactly(
         "stop_sequences": ["END"],
         "metadata": {"user_id": "user-7"},
         "output_config": {"effort": "high"},
+        "service_tier": "standard_only",
         "top_k": 40,
         "thinking": {"type": "enabled", "budget_tokens": 1024},
         "tools": [
@@ -163,6 +165,7 @@ def test_json_object_is_a_forced_tool_whose_input_is_the_content(
         ("store", True),
         ("metadata", {"team": "search"}),
         ("reasoning_effort", "minimal"),
+        ("service_tier", "flex"),
         ("modalities", ["text", "audio"]),
         ("no_such_field", 1),
     ],
