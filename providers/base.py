@@ -29,6 +29,24 @@ UpstreamErrorKind = Literal[
 RETRYABLE_KINDS: frozenset[str] = frozenset({"rate_limited", "server", "timeout", "connect"})
 
 
+# The integers a JSON body can carry exactly here: orjson reads a longer literal as a float.
+MIN_JSON_INT = -(2**63)
+MAX_JSON_INT = 2**64 - 1
+
+
+def as_int(value: Any) -> int | None:
+    """An integer as JSON Schema counts one (``3`` and ``3.0`` alike; a boolean is not) within
+    the 64-bit range, or None: the spec calls a field an integer, so a client may send either
+    spelling."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and MIN_JSON_INT <= value < 2**64:
+        return int(value)
+    return None
+
+
 class UpstreamError(Exception):
     """The one exception an adapter raises; ``message`` is safe to show a client.
 

@@ -70,7 +70,14 @@ def hash_key(secret: str) -> bytes:
 def model_settings(
     table: Table, providers: Mapping[str, ProviderSettings]
 ) -> dict[str, ModelSettings]:
-    """Every ``[models.ID]``; ``auto`` is reserved for routing."""
+    """Every ``[models.ID]``; ``auto`` is reserved for routing. An id may contain ``/``
+    (``meta-llama/Llama-3.1-8B``), but not a segment that no URL can name: an empty one, or a
+    ``.``/``..`` that clients resolve away before sending."""
+    for name, _ in table.items():
+        if any(segment in ("", ".", "..") for segment in name.split("/")):
+            raise ConfigError(
+                child_path("models", name), 'an id needs non-empty "/" segments, not "." or ".."'
+            )
     models = {
         name: _model(name, value, child_path("models", name), providers)
         for name, value in table.items()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.contract.errors import MAX_LISTED_ISSUES, invalid
+from providers.base import as_int
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 CONTENT_PART_TYPES = frozenset({"text", "image_url", "input_audio", "file", "refusal"})
@@ -32,7 +33,10 @@ class ChatRequest:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(value, int):  # the common case, as cheap as before
+        return not isinstance(value, bool)
+    # JSON Schema's integer, as /openapi.json promises: 3.0 counts (adapters read it by as_int).
+    return as_int(value) is not None
 
 
 def _is_number(value: Any) -> bool:
@@ -70,6 +74,10 @@ def _of(kind: type | tuple[type, ...], what: str) -> Callable[[Any], str | None]
     return check
 
 
+def _integer(value: Any) -> str | None:
+    return None if _is_int(value) else "must be an integer"
+
+
 def _stop(value: Any) -> str | None:
     if isinstance(value, str):
         return None
@@ -93,7 +101,7 @@ OPTIONAL_FIELDS: dict[str, Callable[[Any], str | None]] = {
     "stop": _stop,
     "presence_penalty": _number_in(-2.0, 2.0),
     "frequency_penalty": _number_in(-2.0, 2.0),
-    "seed": _of(int, "an integer"),
+    "seed": _integer,
     "user": _of(str, "a string"),
     "logprobs": _of(bool, "a boolean"),
     "top_logprobs": _int_at_least(0, 20),
@@ -120,8 +128,14 @@ def validate_chat(body: dict[str, Any]) -> ChatRequest:
             problem = check(value)
             if problem:
                 issues.append({"field": name, "issue": problem})
-    if body.get("temperature") is not None and body.get("top_p") is not None:
-        issues.append({"field": "top_p", "issue": "pass either temperature or top_p, not both"})
+    # Both set is ambiguous unless one is 1, OpenAI's default, which many clients always send.
+    top_p = body.get("top_p")
+    if top_p is not None and top_p != 1:
+        temperature = body.get("temperature")
+        if temperature is not None and temperature != 1:
+            issues.append(
+                {"field": "top_p", "issue": "pass either temperature or top_p, not both (or one 1)"}
+            )
     stream = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = False

@@ -4,7 +4,9 @@
 array of token arrays, never empty, at most ``MAX_INPUTS`` items in any outer array, every
 array of one kind. ``encoding_format``, ``dimensions`` and ``user`` are checked strictly; other
 fields pass through to providers that support them, as for chat. A null optional field means
-"not given", as in OpenAI's API.
+"not given", as in OpenAI's API. Integers are integers as JSON Schema counts them: a token id or
+``dimensions`` of ``3.0`` is ``3`` (token ids are rewritten as integers in the body the provider
+gets), and a token id is at most ``MAX_TOKEN_ID``.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.contract.errors import MAX_LISTED_ISSUES, invalid
+from providers.base import as_int
 
 MAX_INPUTS = 2048  # OpenAI's cap on any array of ``input``
+MAX_TOKEN_ID = 2**31 - 1  # far above any tokenizer's vocabulary
 ENCODING_FORMATS = ("float", "base64")
 Issues = list[dict[str, str]]
 
 
 @dataclass(slots=True)
 class EmbeddingsRequest:
-    """The validated request; ``body`` is the client's JSON object, unmodified."""
+    """The validated request; ``body`` is the client's JSON object (token ids as integers)."""
 
     body: dict[str, Any]
     model: str
@@ -32,14 +36,19 @@ class EmbeddingsRequest:
 
 
 def _is_token(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    number = as_int(value)
+    return number is not None and 0 <= number <= MAX_TOKEN_ID
 
 
 def _check_tokens(tokens: list[Any], where: str, issues: Issues) -> None:
     if not tokens:
         issues.append({"field": where, "issue": "must not be an empty token array"})
     elif not all(_is_token(token) for token in tokens):
-        issues.append({"field": where, "issue": "token ids must be non-negative integers"})
+        issues.append(
+            {"field": where, "issue": f"token ids must be integers from 0 to {MAX_TOKEN_ID}"}
+        )
+    else:
+        tokens[:] = [int(token) for token in tokens]  # 3.0 -> 3 for the provider
 
 
 def _check_input(value: Any, issues: Issues) -> tuple[int, int]:
@@ -98,10 +107,12 @@ def validate_embeddings(body: dict[str, Any]) -> EmbeddingsRequest:
     elif not isinstance(encoding_format, str) or encoding_format not in ENCODING_FORMATS:
         issues.append({"field": "encoding_format", "issue": 'must be "float" or "base64"'})
     dimensions = body.get("dimensions")
-    if dimensions is not None and (
-        not isinstance(dimensions, int) or isinstance(dimensions, bool) or dimensions < 1
-    ):
-        issues.append({"field": "dimensions", "issue": "must be a positive integer"})
+    if dimensions is not None:
+        dimensions = as_int(dimensions)
+        if dimensions is None or dimensions < 1:
+            issues.append({"field": "dimensions", "issue": "must be a positive integer"})
+        else:
+            body["dimensions"] = dimensions  # 3.0 -> 3 for the provider
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         issues.append({"field": "user", "issue": "must be a string"})

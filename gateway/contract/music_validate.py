@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.contract.errors import MAX_LISTED_ISSUES, invalid
 from gateway.policy.routing import Candidate
+from providers.base import as_int
 from providers.music.base import REFERENCE_MODES, MusicAdapter
 
 MAX_PROMPT_CHARS = 4000
@@ -107,10 +108,10 @@ def validate_music(body: dict[str, Any]) -> MusicAsk:
     if not isinstance(audio_format, str) or not audio_format:
         bad("format", 'a format name such as "wav" or "mp3"')
     seed = body.get("seed")
-    if seed is not None and (
-        not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED
-    ):
-        bad("seed", f"an integer from 0 to {MAX_SEED}")
+    if seed is not None:
+        seed = as_int(seed)  # JSON Schema's integer: 7.0 counts
+        if seed is None or not 0 <= seed <= MAX_SEED:
+            bad("seed", f"an integer from 0 to {MAX_SEED}")
     reference = body.get("reference_artifact_id")
     if reference is not None and (not isinstance(reference, str) or not reference):
         bad("reference_artifact_id", "an artifact id from POST /v1/uploads")

@@ -86,11 +86,14 @@ def _header_parameter(name: str, description: str, schema: dict[str, Any]) -> di
     }
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
-    names = [part[1:-1] for part in path.strip("/").split("/") if part.startswith("{")]
-    return [
+def _path_parameters(route: Route) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in route.path.strip("/").split("/") if part.startswith("{")]
+    parameters: list[dict[str, Any]] = [
         {"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in names
     ]
+    if route.rest:
+        parameters[-1]["description"] = "May contain `/`, sent as is or as `%2F`."
+    return parameters
 
 
 def _creates(route: Route) -> bool:
@@ -103,7 +106,7 @@ def _serves_ranges(route: Route) -> bool:
 
 
 def _parameters(route: Route) -> list[dict[str, Any]]:
-    parameters = _path_parameters(route.path) + list(route.query)
+    parameters = _path_parameters(route) + list(route.query)
     parameters.append(
         _header_parameter(
             "X-Request-Id",
@@ -174,10 +177,10 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
         if route.auth:
             operation["security"] = [{"bearer": []}]
         if route.request_schema is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {route.request_media: {"schema": route.request_schema}},
-            }
+            media: dict[str, Any] = {"schema": route.request_schema}
+            if route.request_encoding is not None:
+                media["encoding"] = route.request_encoding
+            operation["requestBody"] = {"required": True, "content": {route.request_media: media}}
         for status, content in route.responses.items():
             operation["responses"][str(status)] = _success(route, status, content)
         for status in statuses:

@@ -6,10 +6,10 @@ real answers against them and against OpenAI's own published schemas.
 
 from __future__ import annotations
 
-from gateway.contract.embeddings_validate import ENCODING_FORMATS, MAX_INPUTS
+from gateway.contract.embeddings_validate import ENCODING_FORMATS, MAX_INPUTS, MAX_TOKEN_ID
 from gateway.contract.schemas import Schema
 
-_TOKEN: Schema = {"type": "integer", "minimum": 0}
+_TOKEN: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_TOKEN_ID}
 _TOKENS: Schema = {"type": "array", "minItems": 1, "items": _TOKEN}
 
 EMBEDDINGS_REQUEST: Schema = {

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.artifacts.media import EXTENSIONS
+from gateway.contract.ids import TASK_ID
 from gateway.contract.music_validate import (
     DEFAULT_DURATION_S,
     MAX_LYRICS_CHARS,
@@ -17,14 +19,29 @@ from gateway.contract.music_validate import (
 from providers.music.base import REFERENCE_MODES
 
 Schema = dict[str, Any]
+AUDIO_TYPES = tuple(EXTENSIONS)
+# A character that is not whitespace as Python's str.strip() sees it (what music_validate
+# checks), spelled out because regex engines disagree on \s (ECMA's lacks \x1c-\x1f and \x85).
+NOT_ONLY_SPACE = (
+    r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+)
 
 MUSIC_REQUEST: Schema = {
     "type": "object",
     "required": ["model", "prompt"],
     "additionalProperties": False,
     "properties": {
-        "model": {"type": "string", "description": 'A catalog id with music ability, or "auto".'},
-        "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_CHARS},
+        "model": {
+            "type": "string",
+            "minLength": 1,
+            "description": 'A catalog id with music ability, or "auto".',
+        },
+        "prompt": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_PROMPT_CHARS,
+            "pattern": NOT_ONLY_SPACE,
+        },
         "lyrics": {"type": ["string", "null"], "maxLength": MAX_LYRICS_CHARS},
         "instrumental": {"type": "boolean", "default": False},
         "duration_seconds": {
@@ -34,15 +51,36 @@ MUSIC_REQUEST: Schema = {
             "default": DEFAULT_DURATION_S,
             "description": "Bounded further by the model (see its max duration).",
         },
-        "format": {"type": "string", "default": "wav", "examples": ["wav", "mp3"]},
+        "format": {"type": "string", "minLength": 1, "default": "wav", "examples": ["wav", "mp3"]},
         "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED},
         "reference_artifact_id": {
             "type": ["string", "null"],
+            "minLength": 1,
             "description": "An uploaded recording; makes this a music.reference_audio task.",
         },
         "reference_mode": {"type": ["string", "null"], "enum": [*REFERENCE_MODES, None]},
         "reference_strength": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     },
+    "allOf": [
+        # An instrumental has no lyrics.
+        {
+            "not": {
+                "required": ["instrumental", "lyrics"],
+                "properties": {"instrumental": {"const": True}, "lyrics": {"minLength": 1}},
+            }
+        },
+        # reference_mode and reference_strength refine a reference recording.
+        *(
+            {
+                "if": {"required": [name], "properties": {name: {"not": {"type": "null"}}}},
+                "then": {
+                    "required": ["reference_artifact_id"],
+                    "properties": {"reference_artifact_id": {"type": "string"}},
+                },
+            }
+            for name in ("reference_mode", "reference_strength")
+        ),
+    ],
     "examples": [
         {"model": "auto", "prompt": "calm piano ballad in a minor key", "duration_seconds": 5}
     ],
@@ -139,10 +177,19 @@ UPLOAD_REQUEST: Schema = {
     },
 }
 
+# The types the gateway recognises by their first bytes; any other file is 415.
+UPLOAD_ENCODING: Schema = {"file": {"contentType": ", ".join(AUDIO_TYPES)}}
+
 TASK_QUERY: list[Schema] = [
     {"name": "status", "in": "query", "required": False, "schema": TASK["properties"]["status"]},
     {"name": "type", "in": "query", "required": False, "schema": TASK["properties"]["type"]},
-    {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
+    {
+        "name": "after",
+        "in": "query",
+        "required": False,
+        "description": "The next_cursor of the previous page.",
+        "schema": {"type": "string", "pattern": f"^{TASK_ID.pattern}$"},
+    },
     {
         "name": "limit",
         "in": "query",

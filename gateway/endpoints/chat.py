@@ -18,6 +18,7 @@ import orjson
 from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest, validate_chat
 from gateway.contract.errors import GatewayError, error_event, from_upstream
+from gateway.contract.schemas_catalog import chat_request_schema
 from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
@@ -141,6 +142,10 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         self.limiter = limiter
         self.shedder = shedder
         self.json_body_limit = body_limit
+
+    def request_schema(self) -> dict[str, Any]:
+        """The request body's JSON Schema for this catalog (for ``/openapi.json``)."""
+        return chat_request_schema(self._catalog)
 
     def check(self, request: Request, key: KeySettings, body: dict[str, Any]) -> PreparedChat:
         ctx = request.ctx

@@ -17,6 +17,7 @@ import orjson
 from gateway.config.settings import KeySettings
 from gateway.contract.embeddings_validate import EmbeddingsRequest, validate_embeddings
 from gateway.contract.errors import invalid
+from gateway.contract.schemas_catalog import embeddings_request_schema
 from gateway.http.asgi import JSON_HEADERS, Request
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.policy.auth import KeyRing
@@ -101,6 +102,10 @@ class EmbeddingsEndpoint(CreateEndpoint[PreparedEmbeddings]):
         self.limiter = limiter
         self.shedder = shedder
         self.json_body_limit = body_limit
+
+    def request_schema(self) -> dict[str, Any]:
+        """The request body's JSON Schema for this catalog (for ``/openapi.json``)."""
+        return embeddings_request_schema(self._catalog)
 
     def check(self, request: Request, key: KeySettings, body: dict[str, Any]) -> PreparedEmbeddings:
         self.shedder.enter()

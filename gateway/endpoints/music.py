@@ -21,6 +21,7 @@ from gateway.contract.music_validate import (
     supporting,
     validate_music,
 )
+from gateway.contract.schemas_catalog import music_request_schema
 from gateway.http.asgi import Request
 from gateway.http.body import read_json_object
 from gateway.policy.auth import KeyRing
@@ -73,6 +74,10 @@ class MusicEndpoint(CreateEndpoint[PreparedMusic]):
         self._runner = runner
         self._limiter = limiter
         self._body_limit = body_limit
+
+    def request_schema(self) -> dict[str, Any]:
+        """The request body's JSON Schema for this catalog (for ``/openapi.json``)."""
+        return music_request_schema(self._catalog, self._adapters)
 
     async def prepare(self, request: Request, key: KeySettings) -> PreparedMusic:
         body = await read_json_object(request, self._body_limit)

@@ -7,20 +7,19 @@ The same table drives dispatch (``gateway.http.router``) and the OpenAPI documen
 from __future__ import annotations
 
 from gateway.contract.schemas import (
-    CHAT_REQUEST,
     CHAT_RESPONSE,
     CHAT_STREAM,
     HEALTH,
     MODEL,
     MODEL_LIST,
 )
-from gateway.contract.schemas_embeddings import EMBEDDINGS_REQUEST, EMBEDDINGS_RESPONSE
+from gateway.contract.schemas_embeddings import EMBEDDINGS_RESPONSE
 from gateway.contract.schemas_music import (
     ARTIFACT,
-    MUSIC_REQUEST,
     TASK,
     TASK_LIST,
     TASK_QUERY,
+    UPLOAD_ENCODING,
     UPLOAD_REQUEST,
 )
 from gateway.endpoints.artifacts import ArtifactEndpoints
@@ -56,7 +55,7 @@ def route_table(
             chat,
             "Create a chat completion (OpenAI-compatible; stream with stream: true)",
             "Chat",
-            request_schema=CHAT_REQUEST,
+            request_schema=chat.request_schema(),
             responses={200: {**_json(CHAT_RESPONSE), "text/event-stream": {"schema": CHAT_STREAM}}},
         ),
         Route(
@@ -65,7 +64,7 @@ def route_table(
             embeddings,
             "Create embeddings (OpenAI-compatible; float or base64)",
             "Embeddings",
-            request_schema=EMBEDDINGS_REQUEST,
+            request_schema=embeddings.request_schema(),
             responses={200: _json(EMBEDDINGS_RESPONSE)},
         ),
         Route(
@@ -83,6 +82,7 @@ def route_table(
             "Inspect one model",
             "Models",
             responses={200: _json(MODEL)},
+            rest=True,  # catalog ids may contain "/"
         ),
         Route(
             "POST",
@@ -90,7 +90,7 @@ def route_table(
             music,
             "Create a music generation task (text-to-music, or reference audio)",
             "Music",
-            request_schema=MUSIC_REQUEST,
+            request_schema=music.request_schema(),
             responses={202: _json(TASK)},
         ),
         Route(
@@ -101,6 +101,7 @@ def route_table(
             "Uploads",
             request_schema=UPLOAD_REQUEST,
             request_media="multipart/form-data",
+            request_encoding=UPLOAD_ENCODING,
             responses={200: _json(ARTIFACT)},
         ),
         Route(

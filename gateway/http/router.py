@@ -38,9 +38,13 @@ class Route:
     auth: bool = True
     request_schema: dict[str, Any] | None = None
     request_media: str = "application/json"
+    request_encoding: dict[str, Any] | None = None  # OpenAPI's per-part encoding (multipart)
     query: tuple[dict[str, Any], ...] = ()
     responses: dict[int, dict[str, Any]] = field(default_factory=dict)
     public: bool = True  # listed in /openapi.json
+    # The last path parameter takes the rest of the path, slashes included: catalog ids such as
+    # ``meta-llama/Llama-3.1-8B`` (clients send the slash as is or as %2F; both arrive decoded).
+    rest: bool = False
 
     @property
     def segments(self) -> tuple[str, ...]:
@@ -54,15 +58,16 @@ class Router:
         self.routes = routes
         self._authenticate = authenticate
         self._static: dict[str, dict[str, Route]] = {}
-        self._templated: list[tuple[tuple[str, ...], dict[str, Route]]] = []
+        # (segments, whether the last takes the rest of the path, method -> route)
+        self._templated: list[tuple[tuple[str, ...], bool, dict[str, Route]]] = []
         for route in routes:
             if "{" in route.path:
-                for segments, methods in self._templated:
-                    if segments == route.segments:
+                for segments, rest, methods in self._templated:
+                    if segments == route.segments and rest == route.rest:
                         methods[route.method] = route
                         break
                 else:
-                    self._templated.append((route.segments, {route.method: route}))
+                    self._templated.append((route.segments, route.rest, {route.method: route}))
             else:
                 self._static.setdefault(route.path, {})[route.method] = route
 
@@ -71,11 +76,15 @@ class Router:
         if methods is not None:
             return methods, {}
         parts = path.strip("/").split("/")
-        for segments, candidates in self._templated:
-            if len(segments) != len(parts):
+        for segments, rest, candidates in self._templated:
+            found = parts
+            if rest and len(parts) > len(segments):
+                last = len(segments) - 1
+                found = [*parts[:last], "/".join(parts[last:])]
+            elif len(segments) != len(parts):
                 continue
             params: dict[str, str] = {}
-            for pattern, part in zip(segments, parts, strict=True):
+            for pattern, part in zip(segments, found, strict=True):
                 if pattern.startswith("{"):
                     if not part:
                         break

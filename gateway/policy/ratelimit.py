@@ -23,6 +23,7 @@ from gateway.http.asgi import RawHeaders
 from gateway.metrics import Metrics
 from gateway.policy.routing import Candidate
 from gateway.stores.base import Admission, Demand, RateLimitStore
+from providers.base import as_int
 from providers.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY
 
 
@@ -151,11 +152,10 @@ class RateLimiter:
 
     def estimate(self, chat: ChatRequest, model_id: str) -> int:
         body = chat.body
-        cap = body.get("max_completion_tokens") or body.get("max_tokens")
-        if not isinstance(cap, int):
+        cap = as_int(body.get("max_completion_tokens") or body.get("max_tokens"))
+        if cap is None:
             cap = self._models[model_id].max_output_tokens
-        n = body.get("n")
-        choices = n if isinstance(n, int) else 1
+        choices = as_int(body.get("n")) or 1
         return prompt_estimate(body["messages"]) + cap * choices
 
     async def admit(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError, read_options
+from providers.chat.anthropic_fields import JSON_OBJECT_TOOL, wants_json_object
 from providers.chat.anthropic_request import build_request
 from providers.chat.anthropic_response import (
     FINISH_REASONS,
@@ -46,6 +47,11 @@ DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 # Anthropic requires max_tokens; OpenAI clients usually leave it out.
 DEFAULT_MAX_TOKENS = 4096
 MESSAGES_PATH = "/v1/messages"
+
+
+def _json_tool(call: ChatCall) -> str | None:
+    """The tool whose input is the answer, for a json_object request (see anthropic_fields)."""
+    return JSON_OBJECT_TOOL if wants_json_object(call.body) else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,13 +93,15 @@ class AnthropicAdapter:
             error_from_response,
             call.deadline,
         )
-        return parse_message(raw, call.upstream_model)
+        return parse_message(raw, call.upstream_model, _json_tool(call))
 
     async def stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
         if not call.stream:
             call = dataclasses.replace(call, stream=True)
         payload = build_request(call, self._default_max_tokens)
-        translator = StreamTranslator(call.upstream_model, scrubber=self._http.scrubber)
+        translator = StreamTranslator(
+            call.upstream_model, scrubber=self._http.scrubber, json_tool=_json_tool(call)
+        )
         async with self._http.open_stream(
             MESSAGES_PATH,
             payload,

@@ -2,7 +2,8 @@
 
 It owns ``build_request`` and its helpers: the mapping of messages (system prompt, alternating
 user/assistant turns, images, tool calls and results), sampling options, stop sequences, tools and
-tool_choice. What cannot be mapped is a ``client_error``. The adapter in ``providers.anthropic``
+tool_choice (the other top-level fields: ``providers.anthropic_fields``). What cannot be mapped
+is a ``client_error``. The adapter in ``providers.anthropic``
 does the I/O and re-exports ``build_request``.
 """
 
@@ -14,7 +15,14 @@ from typing import Any
 
 import orjson
 
-from providers.base import JSON, ChatCall, UpstreamError
+from providers.base import JSON, ChatCall, UpstreamError, as_int
+from providers.chat.anthropic_fields import (
+    JSON_OBJECT_TOOL,
+    JSON_OBJECT_TOOL_SPEC,
+    map_fields,
+    refuse,
+    wants_json_object,
+)
 from providers.tokens import content_text
 
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.DOTALL)
@@ -31,9 +39,6 @@ def _reject(message: str) -> UpstreamError:
 def build_request(call: ChatCall, default_max_tokens: int) -> bytes:
     """The Messages API body for an OpenAI chat body; ``client_error`` for what cannot map."""
     body = call.body
-    n = body.get("n")
-    if isinstance(n, int) and n > 1:
-        raise _reject("This provider does not support n > 1.")
     system, messages = _convert_messages(body.get("messages"))
     out: JSON = {
         "model": call.upstream_model,
@@ -43,13 +48,14 @@ def build_request(call: ChatCall, default_max_tokens: int) -> bytes:
     if system:
         out["system"] = system
     temperature = _number(body.get("temperature"))
-    if temperature is not None:
+    top_p = _number(body.get("top_p"))
+    if temperature is not None and not (temperature == 1 and top_p is not None and top_p < 1):
         # OpenAI accepts 0-2 but Anthropic only 0-1 and rejects anything above with a 400;
         # clamping keeps "as random as possible" instead of failing the request.
         out["temperature"] = min(max(temperature, 0.0), 1.0)
-    top_p = _number(body.get("top_p"))
     # top_p = 1 is a no-op, and newer Claude models reject temperature and top_p together, so a
-    # client that sends the OpenAI default (1) alongside a temperature should still work.
+    # client that sends the OpenAI default (1) alongside a temperature should still work; and a
+    # temperature of 1 (Anthropic's default too) beside a real top_p is not sent either.
     if top_p is not None and top_p < 1.0:
         out["top_p"] = top_p
     stop = body.get("stop")
@@ -60,12 +66,22 @@ def build_request(call: ChatCall, default_max_tokens: int) -> bytes:
     user = body.get("user")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
+    map_fields(body, out)
     tools = body.get("tools")
-    if tools:
+    choice = body.get("tool_choice")
+    if wants_json_object(body):
+        if tools:
+            raise refuse("response_format", "json_object together with tools is not supported.")
+        out["tools"] = [JSON_OBJECT_TOOL_SPEC]
+        out["tool_choice"] = {"type": "tool", "name": JSON_OBJECT_TOOL}
+    elif tools:
         out["tools"] = _convert_tools(tools)
-        choice = _convert_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        if choice is not None:
-            out["tool_choice"] = choice
+        mapped = _convert_tool_choice(choice, body.get("parallel_tool_calls"))
+        if mapped is not None:
+            out["tool_choice"] = mapped
+    elif choice is not None and choice not in ("auto", "none"):
+        # Without tools only "let the model answer" means anything.
+        raise refuse("tool_choice", "forces a tool call, but the request has no tools.")
     if call.stream:
         out["stream"] = True
     return orjson.dumps(out)
@@ -79,8 +95,8 @@ def _number(value: Any) -> float | None:
 
 def _max_tokens(body: Mapping[str, Any], default: int) -> int:
     for key in ("max_completion_tokens", "max_tokens"):
-        value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        value = as_int(body.get(key))
+        if value is not None and value > 0:
             return value
     return default
 
@@ -91,10 +107,14 @@ def _convert_messages(raw: Any) -> tuple[str, list[JSON]]:
         raise _reject("messages must be a list.")
     system_parts: list[str] = []
     turns: list[JSON] = []
-    for message in raw:
+    for index, message in enumerate(raw):
         if not isinstance(message, dict):
             raise _reject("Each message must be an object.")
         role = message.get("role")
+        if message.get("name") and role != "tool":
+            # A participant name has no place in a Messages turn (a tool's name is redundant
+            # with its tool_call_id, so that one goes).
+            raise refuse(f"messages[{index}].name", "the Messages API has no participant names.")
         content = message.get("content")
         if role in ("system", "developer"):
             text = content_text(content, "\n")
@@ -229,13 +249,15 @@ def _convert_tools(raw: Any) -> list[JSON]:
             or not isinstance(function, dict)
             or not isinstance(function.get("name"), str)
         ):
-            raise _reject("Only function tools with a name are supported by this provider.")
+            raise refuse("tools", "only function tools with a name are supported by this provider.")
         converted: JSON = {
             "name": function["name"],
             "input_schema": function.get("parameters") or _EMPTY_SCHEMA,
         }
         if isinstance(function.get("description"), str):
             converted["description"] = function["description"]
+        if function.get("strict") is True:
+            converted["strict"] = True  # Anthropic's strict tool use: inputs fit the schema
         tools.append(converted)
     return tools
 
@@ -254,7 +276,7 @@ def _convert_tool_choice(choice: Any, parallel_tool_calls: Any) -> JSON | None:
     ):
         result = {"type": "tool", "name": choice["function"]["name"]}
     else:
-        raise _reject("Unsupported tool_choice.")
+        raise refuse("tool_choice", "must be auto, required, none or a function.")
     if parallel_tool_calls is False and (result is None or result["type"] != "none"):
         result = {**(result or {"type": "auto"}), "disable_parallel_tool_use": True}
     return result

@@ -45,6 +45,12 @@ def finish_reason(stop_reason: Any) -> str:
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
+def _finish(stop_reason: Any, json_tool: str | None) -> str:
+    # The forced json_object tool ends the turn with tool_use: for the client the answer is text.
+    reason = finish_reason(stop_reason)
+    return "stop" if json_tool and reason == "tool_calls" else reason
+
+
 # --- sync answer -------------------------------------------------------------------------------
 
 
@@ -64,23 +70,31 @@ def _count(usage: Mapping[str, Any], key: str) -> int:
 
 
 def openai_usage(usage: Any) -> JSON:
-    """OpenAI usage from Anthropic's: cache writes and reads are prompt tokens too."""
+    """OpenAI usage from Anthropic's.
+
+    Anthropic's ``input_tokens`` counts only the tokens after the last cache breakpoint; OpenAI's
+    ``prompt_tokens`` counts the whole prompt, with the part served from cache repeated in
+    ``prompt_tokens_details.cached_tokens``. So cache reads and cache writes are prompt tokens,
+    and only the reads are cached tokens (a write was processed in full, and billed so).
+    """
     fields: Mapping[str, Any] = usage if isinstance(usage, dict) else {}
-    prompt = (
-        _count(fields, "input_tokens")
-        + _count(fields, "cache_creation_input_tokens")
-        + _count(fields, "cache_read_input_tokens")
-    )
+    cached = _count(fields, "cache_read_input_tokens")
+    prompt = _count(fields, "input_tokens") + _count(fields, "cache_creation_input_tokens") + cached
     completion = _count(fields, "output_tokens")
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
     }
 
 
-def parse_message(raw: bytes, model: str) -> JSON:
-    """A ``chat.completion`` for Anthropic's ``message`` body; ``server`` error if malformed."""
+def parse_message(raw: bytes, model: str, json_tool: str | None = None) -> JSON:
+    """A ``chat.completion`` for Anthropic's ``message`` body; ``server`` error if malformed.
+
+    ``json_tool`` names the tool that carries a ``json_object`` answer: its input becomes the
+    message content, and its stop reason a normal stop.
+    """
     data = _load_object(raw, "body")
     content = data.get("content")
     if data.get("type") != "message" or not isinstance(content, list):
@@ -92,6 +106,8 @@ def parse_message(raw: bytes, model: str) -> JSON:
             raise UpstreamError("server", "The provider returned an unexpected content block.")
         if block.get("type") == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif block.get("type") == "tool_use" and json_tool and block.get("name") == json_tool:
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
         elif block.get("type") == "tool_use":
             arguments = orjson.dumps(block.get("input") or {}).decode()
             function = {"name": str(block.get("name") or ""), "arguments": arguments}
@@ -117,7 +133,7 @@ def parse_message(raw: bytes, model: str) -> JSON:
                 "index": 0,
                 "message": message,
                 "logprobs": None,
-                "finish_reason": finish_reason(data.get("stop_reason")),
+                "finish_reason": _finish(data.get("stop_reason"), json_tool),
             }
         ],
         "usage": openai_usage(data.get("usage")),
@@ -154,8 +170,11 @@ class StreamTranslator:
         completion_id: str | None = None,
         created: int | None = None,
         scrubber: Scrubber = STRUCTURAL,
+        json_tool: str | None = None,
     ) -> None:
         self.model = model
+        self._json_tool = json_tool  # as in parse_message: this tool's input is the content
+        self._json_blocks: set[Any] = set()  # content block indexes of that tool
         self._scrubber = scrubber  # cleans an error event's text, as for an error response
         self.completion_id = completion_id
         self.created = int(time.time()) if created is None else created
@@ -186,7 +205,7 @@ class StreamTranslator:
             if stop_reason is None:
                 return []
             self._finish_sent = True
-            return [self._chunk({}, finish_reason(stop_reason))]
+            return [self._chunk({}, _finish(stop_reason, self._json_tool))]
         if kind == "message_stop":
             self.finished = True
             chunks = [] if self._finish_sent else [self._chunk({}, "stop")]
@@ -205,6 +224,9 @@ class StreamTranslator:
             return [self._chunk({"content": block["text"]})]
         if block.get("type") != "tool_use":
             return []
+        if self._json_tool and block.get("name") == self._json_tool:
+            self._json_blocks.add(event.get("index"))
+            return []
         position = self._tool_index.setdefault(event.get("index"), len(self._tool_index))
         call = {
             "index": position,
@@ -220,8 +242,10 @@ class StreamTranslator:
             return []
         if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
             return [self._chunk({"content": delta["text"]})]
-        position = self._tool_index.get(event.get("index"))
         partial = delta.get("partial_json")
+        if event.get("index") in self._json_blocks:
+            return [self._chunk({"content": partial})] if partial else []
+        position = self._tool_index.get(event.get("index"))
         if delta.get("type") == "input_json_delta" and position is not None and partial:
             call = {"index": position, "function": {"arguments": partial}}
             return [self._chunk({"tool_calls": [call]})]

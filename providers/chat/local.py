@@ -18,7 +18,7 @@ from typing import ClassVar
 
 import orjson
 
-from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError, read_options
+from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError, as_int, read_options
 from providers.embeddings.base import Inputs, encoded, inputs_of
 from providers.embeddings.hashed import DIMENSIONS, embed_text, embed_tokens
 from providers.tokens import content_text, count_messages, count_text, split_text
@@ -65,8 +65,8 @@ def generate_tokens(call: ChatCall, choice_index: int) -> tuple[list[str], str]:
         if cut >= 0:
             text = text[:cut]
     tokens = _tokens_with_spacing(text)
-    limit = call.body.get("max_completion_tokens") or call.body.get("max_tokens")
-    if isinstance(limit, int) and len(tokens) > limit:
+    limit = as_int(call.body.get("max_completion_tokens") or call.body.get("max_tokens"))
+    if limit is not None and len(tokens) > limit:
         return tokens[:limit], "length"
     return tokens, "stop"
 
@@ -129,8 +129,8 @@ class LocalAdapter:
         return None
 
     def _choices_count(self, call: ChatCall) -> int:
-        n = call.body.get("n") or 1  # null means not given
-        if not isinstance(n, int) or n < 1:
+        n = as_int(call.body.get("n") or 1)  # null means not given
+        if n is None or n < 1:
             raise UpstreamError("client_error", "n must be a positive integer.")
         return n
 

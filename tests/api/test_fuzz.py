@@ -7,14 +7,18 @@ boundary and negative values, and a bounded number of random positive and negati
 Every answer must:
 
 - never be a 5xx;
+- for a request the spec allows, never be a 400, 415 or 416 (positive_data_acceptance: the spec
+  states what the validators enforce, cross-field and per-model rules included);
 - conform to the spec: a documented status and content type, a body matching the schema of
   that status, the documented response headers;
 - when it is not a 2xx, be the contract's envelope: a known code with its status, type and
   ``retryable``, a message, ``details``, and ``request_id`` equal to ``X-Request-Id``.
 
-A failure prints the case as a curl command. The run is seeded: ``BEATRA_FUZZ_SEED=<n>``
-replays or varies it, ``BEATRA_FUZZ_EXAMPLES=<n>`` widens it (the default keeps the file well
-under a minute and a half on two cores).
+Two things JSON Schema cannot state are supplied here: catalog model names for valid bodies
+(the spec only says which names a body may not use), and the first bytes of each accepted audio
+type for uploads (the spec names the types). A failure prints the case as a curl command. The
+run is seeded: ``BEATRA_FUZZ_SEED=<n>`` replays or varies it, ``BEATRA_FUZZ_EXAMPLES=<n>``
+widens it (the default keeps the file well under a minute on two cores).
 
 Deterministic sweeps derived from the same spec and route table follow: every body field with
 every wrong JSON type, bad query strings and Range headers, and every method on every route.
@@ -27,6 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 import schemathesis
 from hypothesis import strategies as st
@@ -36,16 +41,19 @@ from gateway.app import create_app
 from gateway.config.settings import settings_from_dict
 from gateway.contract.errors import ERROR_CODES
 from gateway.contract.openapi import build_openapi
+from gateway.contract.schemas_music import AUDIO_TYPES
 from tests.api.abuse.support import serve
 from tests.conftest import DEV_KEY, TEST_ENV, auth, wait_until
+from tests.fakes.audio import tone_wav
 from tests.fakes.server import UvicornServer
 
 MAX_EXAMPLES = int(os.environ.get("BEATRA_FUZZ_EXAMPLES", "30"))
 SEED = int(os.environ.get("BEATRA_FUZZ_SEED", "20240611"))
-# Every check schemathesis has, but: positive_data_acceptance (the spec cannot say which model
-# ids exist, nor rules across fields such as "temperature or top_p"), max_response_time, and
-# the stateful ones (use_after_free, ensure_resource_availability, object_level_authorization:
-# the stateful phase is off; another tenant's resources are covered in tests/api/abuse/).
+# Every check schemathesis has, but max_response_time and the stateful ones (use_after_free,
+# ensure_resource_availability, object_level_authorization: the stateful phase is off; another
+# tenant's resources are covered in tests/api/abuse/). positive_data_acceptance holds the spec to
+# what the validators enforce: a request the spec allows is never a 400, 413, 415 or 416 (an
+# unknown model or artifact id is 404, which the check accepts).
 CHECKS = [
     "not_a_server_error",
     "status_code_conformance",
@@ -57,8 +65,26 @@ CHECKS = [
     "ignored_auth",
     "unsupported_method",
     "allow_header_conformance",
+    "positive_data_acceptance",
 ]
 CATALOG = ("auto", "local-chat", "local-music", "local-embed")
+# Each check's own expected statuses (schemathesis' defaults), plus 413.
+ACCEPTED = ["2xx", "401", "403", "404", "409", "413", "429", "5xx"]
+REJECTED = [
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "406",
+    "409",
+    "413",
+    "415",
+    "422",
+    "428",
+    "429",
+    "5xx",
+]
 
 
 def fuzz_config(storage: str) -> dict[str, Any]:
@@ -113,7 +139,15 @@ def schemathesis_config() -> schemathesis.Config:
             "phases": {"stateful": {"enabled": False}},
             "request-timeout": 10.0,
             "auth": {"openapi": {"bearer": {"bearer": DEV_KEY}}},
-            "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+            "checks": {
+                "enabled": False,
+                **{name: {"enabled": True} for name in CHECKS},
+                # JSON Schema cannot bound a body's size in bytes: a boundary case (10,000
+                # messages) can pass the schema and still exceed server.max_body_bytes, and a
+                # body over it is refused with 413 whether or not the schema allows it.
+                "positive_data_acceptance": {"enabled": True, "expected-statuses": ACCEPTED},
+                "negative_data_rejection": {"enabled": True, "expected-statuses": REJECTED},
+            },
         }
     )
 
@@ -131,12 +165,41 @@ def test_the_fuzzed_spec_is_the_one_the_gateway_serves(fuzz_server: UvicornServe
     assert served.json() == SPEC
 
 
+# The bytes of each audio type the upload schema names (its multipart encoding): JSON Schema can
+# say which types are accepted, not what their first bytes are, so the generator is told here.
+AUDIO_HEADS = {
+    "audio/wav": tone_wav(0.01),
+    "audio/flac": b"fLaC\x00\x00\x00\x22",
+    "audio/ogg": b"OggS\x00\x02",
+    "audio/mpeg": b"ID3\x04\x00\x00",
+    "audio/aiff": b"FORM\x00\x00\x00\x04AIFF",
+    "audio/mp4": b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00",
+    "audio/aac": b"\xff\xf1\x50\x80\x02\x1f\xfc",
+}
+assert set(AUDIO_HEADS) == set(AUDIO_TYPES)
+for media, head in AUDIO_HEADS.items():
+    schemathesis.openapi.media_type(media, st.binary(max_size=32).map(head.__add__))
+
+
+def _request_validator(method: str, path: str) -> jsonschema.Draft202012Validator:
+    body = SPEC["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+    return jsonschema.Draft202012Validator(body)
+
+
+BODY_VALIDATORS = {
+    path: _request_validator("post", path)
+    for path in ("/v1/chat/completions", "/v1/music/generations", "/v1/embeddings")
+}
+
+
 @schema.hook
 def flatmap_case(_context: schemathesis.HookContext, case: schemathesis.Case[Any]) -> Any:
     """Valid bodies also name real models, so valid requests reach the relay and the runner.
 
     Random strings are almost never a catalog id: without this every positive chat or music
-    case would stop at ``model_not_found``. Negative cases keep their broken model field.
+    case would stop at ``model_not_found``. A catalog model is used only where the spec allows
+    it for this body (a music model cannot chat, a 5-second model cannot render 10 seconds).
+    Negative cases keep their broken model field.
     """
     body = case.body
     negative = case.meta is not None and case.meta.generation.mode is GenerationMode.NEGATIVE
@@ -147,7 +210,9 @@ def flatmap_case(_context: schemathesis.HookContext, case: schemathesis.Case[Any
         case.body = {**body, "model": model}
         return case
 
-    models: tuple[str, ...] = (str(body["model"]), *CATALOG)
+    validator = BODY_VALIDATORS[case.operation.path]
+    models = [str(body["model"])]
+    models += [model for model in CATALOG if validator.is_valid({**body, "model": model})]
     return st.sampled_from(models).map(named)
 
 

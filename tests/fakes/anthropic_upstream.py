@@ -5,7 +5,10 @@
 content_block_delta..., content_block_stop, message_delta, message_stop. When ``tool_choice``
 forces a tool (``any`` or ``tool``) the answer is one ``tool_use`` block instead of text. Errors
 use Anthropic's ``{"type": "error", "error": {...}, "request_id": ...}`` body. Like the real API
-it requires ``anthropic-version`` and ``max_tokens``, and checks ``x-api-key`` when given a key.
+it requires ``anthropic-version`` and ``max_tokens``, refuses fields the Messages API does not
+have, and checks ``x-api-key`` when given a key. ``output_config.format`` (structured outputs) is
+answered with JSON text fitting the schema; the top-level ``cache_control`` makes the fake cache
+prompts and report cache writes and reads in usage.
 """
 
 from __future__ import annotations
@@ -36,6 +39,30 @@ ERROR_TYPES = {
     500: "api_error",
     529: "overloaded_error",
 }
+
+# The request fields of the Messages API (others are a 400, as upstream).
+MESSAGES_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "stream",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "service_tier",
+        "cache_control",
+        "container",
+        "inference_geo",
+    }
+)
 
 _ids = itertools.count(1)
 
@@ -92,13 +119,58 @@ def _reply_words(body: dict[str, Any], count: int) -> tuple[list[str], str]:
     return words, "end_turn"
 
 
-def _usage(input_tokens: int, output_tokens: int) -> dict[str, int]:
-    return {
-        "input_tokens": input_tokens,
+def _usage(body: dict[str, Any], output_tokens: int, cache: set[bytes]) -> dict[str, int]:
+    """Usage as upstream reports it. With the top-level ``cache_control`` (automatic prompt
+    caching) the whole prompt is cached: written the first time this server sees it, read from
+    then on, and ``input_tokens`` (what follows the cache breakpoint) is 0."""
+    usage = {
+        "input_tokens": _input_tokens(body),
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
         "output_tokens": output_tokens,
     }
+    if body.get("cache_control"):
+        prompt = orjson.dumps([body.get("system"), body.get("tools"), body["messages"]])
+        kind = "cache_read_input_tokens" if prompt in cache else "cache_creation_input_tokens"
+        cache.add(prompt)
+        usage[kind], usage["input_tokens"] = usage["input_tokens"], 0
+    return usage
+
+
+def sample(schema: Any, defs: dict[str, Any]) -> Any:
+    """A value that fits ``schema`` (the subset structured outputs accept), as constrained
+    decoding would produce: every property, the first enum value or anyOf branch."""
+    if not isinstance(schema, dict):
+        return None
+    if isinstance(schema.get("$ref"), str):
+        return sample(defs.get(schema["$ref"].rsplit("/", 1)[-1]), defs)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if schema.get("anyOf"):
+        return sample(schema["anyOf"][0], defs)
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) else kind
+    properties = schema.get("properties") or {}
+    values: dict[str, Any] = {
+        "object": lambda: {name: sample(sub, defs) for name, sub in properties.items()},
+        "array": lambda: [sample(schema.get("items"), defs)],
+        "string": lambda: "fake",
+        "integer": lambda: 1,
+        "number": lambda: 1.5,
+        "boolean": lambda: True,
+    }
+    return values[kind]() if kind in values else None
+
+
+def _structured_text(body: dict[str, Any]) -> str | None:
+    """The answer to ``output_config.format`` (a JSON schema), as JSON text; None without one."""
+    output_format = (body.get("output_config") or {}).get("format")
+    if not isinstance(output_format, dict):
+        return None
+    schema = output_format.get("schema") or {}
+    return orjson.dumps(sample(schema, schema.get("$defs") or {})).decode()
 
 
 def _check(request: web.Request, body: Any, api_key: str | None) -> web.Response | None:
@@ -109,6 +181,9 @@ def _check(request: web.Request, body: Any, api_key: str | None) -> web.Response
         return _error(400, "anthropic-version: header is required")
     if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
         return _error(400, "messages: Field required")
+    unknown = sorted(set(body) - MESSAGES_FIELDS)
+    if unknown:
+        return _error(400, f"{unknown[0]}: Extra inputs are not permitted")
     max_tokens = body.get("max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
         return _error(400, "max_tokens: Field required")
@@ -116,6 +191,8 @@ def _check(request: web.Request, body: Any, api_key: str | None) -> web.Response
 
 
 def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
+    cache: set[bytes] = set()  # prompts seen with cache_control
+
     async def messages(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         try:
@@ -133,7 +210,7 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
         if early is not None:
             return early
         if body.get("stream"):
-            return await _stream(request, body, fault, plan)
+            return await _stream(request, body, fault, plan, cache)
         if fault.name == "malformed":
             return web.Response(
                 body=b'{"id": "msg_fake", "type": "message", "content": [',
@@ -145,6 +222,9 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
                 {"type": "tool_use", "id": TOOL_USE_ID, "name": tool, "input": TOOL_INPUT}
             ]
             stop_reason, output_tokens = "tool_use", 12
+        elif (structured := _structured_text(body)) is not None:
+            content = [{"type": "text", "text": structured}]
+            stop_reason, output_tokens = "end_turn", count_text(structured)
         else:
             words, stop_reason = _reply_words(body, len(REPLY_WORDS))
             content = [{"type": "text", "text": "".join(words)}]
@@ -158,7 +238,7 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
                 "content": content,
                 "stop_reason": stop_reason,
                 "stop_sequence": None,
-                "usage": _usage(_input_tokens(body), output_tokens),
+                "usage": _usage(body, output_tokens, cache),
             },
             dumps=lambda data: orjson.dumps(data).decode(),
         )
@@ -168,7 +248,9 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
     return app
 
 
-def _events(body: dict[str, Any], plan: FaultPlan) -> list[tuple[str, dict[str, Any]]]:
+def _events(
+    body: dict[str, Any], plan: FaultPlan, cache: set[bytes]
+) -> list[tuple[str, dict[str, Any]]]:
     """The stream's events up to (not including) message_stop."""
     tool = _forced_tool(body)
     start: dict[str, Any] = {
@@ -179,7 +261,7 @@ def _events(body: dict[str, Any], plan: FaultPlan) -> list[tuple[str, dict[str, 
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
-        "usage": _usage(_input_tokens(body), 1),
+        "usage": _usage(body, 1, cache),
     }
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": start})
@@ -189,7 +271,12 @@ def _events(body: dict[str, Any], plan: FaultPlan) -> list[tuple[str, dict[str, 
         deltas = [{"type": "input_json_delta", "partial_json": part} for part in TOOL_INPUT_PARTS]
         stop_reason, output_tokens = "tool_use", 12
     else:
-        words, stop_reason = _reply_words(body, plan.chunk_count)
+        structured = _structured_text(body)
+        if structured is not None:  # in two deltas, as JSON text is streamed
+            half = len(structured) // 2
+            words, stop_reason = [structured[:half], structured[half:]], "end_turn"
+        else:
+            words, stop_reason = _reply_words(body, plan.chunk_count)
         block = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": word} for word in words]
         output_tokens = len(words)
@@ -209,13 +296,13 @@ def _events(body: dict[str, Any], plan: FaultPlan) -> list[tuple[str, dict[str, 
 
 
 async def _stream(
-    request: web.Request, body: dict[str, Any], fault: Fault, plan: FaultPlan
+    request: web.Request, body: dict[str, Any], fault: Fault, plan: FaultPlan, cache: set[bytes]
 ) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
     )
     await response.prepare(request)
-    events = _events(body, plan)
+    events = _events(body, plan, cache)
     if fault.name != "no_done":
         events.append(("message_stop", {"type": "message_stop"}))
     frames = [

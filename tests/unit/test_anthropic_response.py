@@ -48,7 +48,12 @@ def test_text_message_maps_to_chat_completion() -> None:
             "finish_reason": "stop",
         }
     ]
-    assert out["usage"] == {"prompt_tokens": 12, "completion_tokens": 6, "total_tokens": 18}
+    assert out["usage"] == {
+        "prompt_tokens": 12,
+        "completion_tokens": 6,
+        "total_tokens": 18,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
 
 
 def test_tool_use_message_maps_to_tool_calls() -> None:
@@ -107,7 +112,7 @@ def test_every_stop_reason_maps(stop_reason: str, finish: str) -> None:
     assert parse_message(raw, MODEL)["choices"][0]["finish_reason"] == finish
 
 
-def test_usage_counts_cache_tokens_as_prompt_tokens() -> None:
+def test_usage_counts_cache_tokens_as_prompt_tokens_and_reads_as_cached() -> None:
     raw = message(
         [{"type": "text", "text": "x"}],
         cache_creation_input_tokens=100,
@@ -117,6 +122,7 @@ def test_usage_counts_cache_tokens_as_prompt_tokens() -> None:
         "prompt_tokens": 2112,
         "completion_tokens": 6,
         "total_tokens": 2118,
+        "prompt_tokens_details": {"cached_tokens": 2000},
     }
 
 
@@ -207,7 +213,12 @@ def test_text_stream_maps_to_chunks_with_usage_last() -> None:
             "created": 1700000000,
             "model": "my-model",
             "choices": [],
-            "usage": {"prompt_tokens": 500, "completion_tokens": 15, "total_tokens": 515},
+            "usage": {
+                "prompt_tokens": 500,
+                "completion_tokens": 15,
+                "total_tokens": 515,
+                "prompt_tokens_details": {"cached_tokens": 28},
+            },
         },
     ]
 

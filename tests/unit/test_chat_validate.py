@@ -46,6 +46,16 @@ def test_minimal_and_rich_requests_pass_untouched() -> None:
     assert request.body is body and body["some_future_field"] == {"kept": True}
 
 
+@pytest.mark.parametrize(
+    ("temperature", "top_p"), [(0.2, 1), (0.2, 1.0), (1, 0.5), (1.0, 1), (None, 0.5), (0.7, None)]
+)
+def test_temperature_with_a_default_top_p_or_the_reverse_is_accepted(
+    temperature: float | None, top_p: float | None
+) -> None:
+    body = {"model": "m", "messages": USER, "temperature": temperature, "top_p": top_p}
+    assert validate_chat(body).body is body
+
+
 def test_nulls_mean_not_given() -> None:
     request = validate_chat({"model": "m", "messages": USER, "temperature": None, "top_p": 0.3})
     assert not request.stream
@@ -57,7 +67,8 @@ def test_nulls_mean_not_given() -> None:
         ({"temperature": -0.1}, ["temperature"]),
         ({"temperature": 2.0001}, ["temperature"]),
         ({"top_p": 1.5}, ["top_p"]),
-        ({"temperature": 1, "top_p": 1}, ["top_p"]),
+        ({"temperature": 0.5, "top_p": 0.9}, ["top_p"]),
+        ({"temperature": 0, "top_p": 0.99}, ["top_p"]),
         ({"max_tokens": 1.5}, ["max_tokens"]),
         ({"max_completion_tokens": -1}, ["max_completion_tokens"]),
         ({"n": 129}, ["n"]),
