@@ -165,6 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default="", help="comma-separated loads to measure (default: all seven)"
     )
+    parser.add_argument(
+        "--gateway-config-extra",
+        action="append",
+        default=[],
+        metavar="TOML",
+        help="TOML appended to bench/gateway.toml (e.g. a [telemetry] section to price traces)",
+    )
     args = parser.parse_args(argv)
     counter = args.counter
     if counter == "auto":
@@ -188,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         wrapper.append(f"--callgrind-out-file={tmp}/callgrind.%p")
         measured = ("floor", "lean-floor", "gateway", "gateway-redis")
         procs.WRAPPERS.update({name: wrapper for name in measured})
-    stack = Stack(bench_options(["--quick"]), tmp, logs)
+    extras = [
+        arg for extra in args.gateway_config_extra for arg in ("--gateway-config-extra", extra)
+    ]
+    stack = Stack(bench_options(["--quick", *extras]), tmp, logs)
     try:
         stack.start_upstreams()
         gateway, _ = stack.start_gateway(stack.gateway_config(), 0)

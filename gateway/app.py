@@ -6,6 +6,7 @@ pools and closes them on shutdown. The route table is ``gateway.endpoints.routes
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from gateway.policy.relay import PlanRelay, Relay
 from gateway.policy.routing import Catalog
 from gateway.stores.build import build_stores
 from gateway.tasks.runner import TaskRunner
+from gateway.telemetry import build_tracing
 from gateway.worker_metrics import WorkerMetrics, WorkerSlot
 from providers.base import ChatAdapter
 from providers.embeddings.base import EmbeddingsAdapter
@@ -66,6 +68,10 @@ class Gateway:
             if provider.kind in MUSIC_ADAPTERS
         }
         rng = random.Random(seed)
+        # Traces, when [telemetry] names an OTLP endpoint; None costs the request path nothing.
+        self.tracing = build_tracing(
+            settings.telemetry, {name: p.kind for name, p in settings.providers.items()}
+        )
         self.stores = build_stores(settings, clock, wall_clock)
         stores_clock = self.stores.clock
         self.cooldowns = self.stores.cooldowns
@@ -73,7 +79,13 @@ class Gateway:
         keys = KeyRing(settings.keys)
         catalog = Catalog(settings, rng)
         relay = Relay(
-            self.adapters, settings.relay, self.cooldowns, self.metrics, clock=stores_clock, rng=rng
+            self.adapters,
+            settings.relay,
+            self.cooldowns,
+            self.metrics,
+            clock=stores_clock,
+            rng=rng,
+            tracing=self.tracing,
         )
         self.rate_limits = self.stores.rate_limits
         self.idempotency_store = self.stores.idempotency
@@ -160,7 +172,7 @@ class Gateway:
         )
         self.operations.publish(self.routes)
         router = Router(self.routes, keys.authenticate)
-        self._app: ASGIApp = EdgeMiddleware(router, self.metrics)
+        self._app: ASGIApp = EdgeMiddleware(router, self.metrics, self.tracing)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -197,6 +209,8 @@ class Gateway:
                 for music_adapter in self.music_adapters.values():
                     await music_adapter.close()
                 await self.stores.close()
+                if self.tracing is not None:
+                    await asyncio.to_thread(self.tracing.close)  # flushes the last spans
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

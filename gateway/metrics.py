@@ -15,7 +15,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from gateway.metric_types import Counter, Gauge, Histogram, MetricSet
+from gateway.metric_types import (
+    Counter,
+    CounterChild,
+    Gauge,
+    Histogram,
+    HistogramChild,
+    MetricSet,
+)
 
 if TYPE_CHECKING:
     from gateway.http.asgi import RequestContext
@@ -51,6 +58,8 @@ class _CooldownCollector(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._per_answer: dict[tuple[str, str, int], tuple[CounterChild, HistogramChild]] = {}
+        self._per_attempt: dict[tuple[str, str, str], tuple[CounterChild, HistogramChild]] = {}
         r = MetricSet()
         self.registry.register(r)
         self.http_requests = Counter(
@@ -163,11 +172,18 @@ class Metrics:
     def observe_request(
         self, route: str, method: str, status: int, duration: float, ctx: RequestContext
     ) -> None:
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_duration.labels(route).observe(duration)
+        # The children of one (route, method, status) found with one lookup, not two.
+        bound = self._per_answer.get((route, method, status))
+        if bound is None:
+            bound = self._per_answer[(route, method, status)] = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_duration.labels(route),
+            )
+        bound[0].value += 1.0
+        bound[1].observe(duration)
         if ctx.disconnected:
             self.disconnects.labels(route).inc()
-        if ctx.attempts:
+        if ctx.attempts:  # the overhead series exists only for routes that call providers
             self.overhead.labels(route).observe(max(0.0, duration - ctx.upstream_seconds))
         if ctx.model_served is not None:
             if ctx.prompt_tokens:
@@ -178,8 +194,14 @@ class Metrics:
                 self.ttft.labels(ctx.model_served).observe(ctx.ttft)
 
     def upstream_attempt(self, provider: str, model: str, outcome: str, seconds: float) -> None:
-        self.upstream_requests.labels(provider, model, outcome).inc()
-        self.upstream_duration.labels(provider, model).observe(seconds)
+        bound = self._per_attempt.get((provider, model, outcome))
+        if bound is None:
+            bound = self._per_attempt[(provider, model, outcome)] = (
+                self.upstream_requests.labels(provider, model, outcome),
+                self.upstream_duration.labels(provider, model),
+            )
+        bound[0].value += 1.0
+        bound[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

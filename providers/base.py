@@ -94,6 +94,15 @@ class ChatCall:
     stream: bool = False
     include_usage: bool = False
     deadline: float | None = None
+    traceparent: str | None = None  # W3C trace context for the provider, when traces are on
+    trace: Any = None  # the gateway's request span (opaque here; adapters never touch it)
+
+
+def call_headers(call: ChatCall) -> dict[str, str]:
+    """The per-call headers every chat adapter sends: the request id, and the trace context."""
+    if call.traceparent is None:
+        return {"x-request-id": call.request_id}
+    return {"x-request-id": call.request_id, "traceparent": call.traceparent}
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
-"""Settings of the services around the request path: shared state, artifact storage, tasks.
+"""Settings of the services around the request path: shared state, artifact storage, tasks,
+traces.
 
-Their TOML sections are ``[state]``, ``[storage]`` and ``[tasks]``, each read by the data-driven
-reader of ``gateway.config.schema`` from the fields below (with their minimums).
+Their TOML sections are ``[state]``, ``[storage]``, ``[tasks]`` and ``[telemetry]``, each
+read by the data-driven reader of ``gateway.config.schema`` from the fields below (with their
+minimums).
 """
 
 from __future__ import annotations
@@ -50,6 +52,34 @@ class TaskSettings:
     deadline_s: float = at_least(0.01, 1800.0)  # a job unfinished after this is canceled, failed
     max_running: int = at_least(1, 64)  # jobs driven at once; more wait in ``queued``
     task_retention_s: float = at_least(1, 7 * 86400.0)  # finished task records are kept this long
+
+
+DEFAULT_SERVICE_NAME = "beatra-gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetrySettings:
+    """OpenTelemetry traces, opt-in: on when an OTLP endpoint is named (here, or in the standard
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``), exported over OTLP/HTTP to ``<endpoint>/v1/traces``."""
+
+    otlp_endpoint: str | None = None
+    service_name: str = DEFAULT_SERVICE_NAME  # or OTEL_SERVICE_NAME
+    sample_ratio: float = at_least(0, 1.0)  # of the traces this gateway starts (parents decide)
+
+
+def telemetry_settings(table: Table, env: Mapping[str, str]) -> TelemetrySettings:
+    settings = read_section(TelemetrySettings, table, env)
+    if settings.sample_ratio > 1:
+        raise ConfigError(table.at("sample_ratio"), "must be between 0 and 1")
+    endpoint = settings.otlp_endpoint or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(table.at("otlp_endpoint"), "must be an http:// or https:// URL")
+    service = settings.service_name
+    if service == DEFAULT_SERVICE_NAME:  # not set in the file: the environment may
+        service = env.get("OTEL_SERVICE_NAME") or service
+    return TelemetrySettings(
+        endpoint.rstrip("/") if endpoint else None, service, settings.sample_ratio
+    )
 
 
 def state_settings(table: Table, env: Mapping[str, str]) -> StateSettings:

@@ -52,9 +52,11 @@ from gateway.config.services import (
     StateSettings,
     StorageSettings,
     TaskSettings,
+    TelemetrySettings,
     state_settings,
     storage_settings,
     task_settings,
+    telemetry_settings,
 )
 from providers.base import ProviderSettings
 from providers.scrub import Scrubber, SecretIndex, model_names
@@ -97,6 +99,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
 def default_config_text() -> str:
@@ -129,6 +132,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     storage = storage_settings(root.table("storage"))
     tasks = task_settings(root.table("tasks"))
     state = state_settings(root.table("state"), env)
+    telemetry = telemetry_settings(root.table("telemetry"), env)
     root.done()
     secrets = [provider.api_key for provider in providers.values()]
     secrets += [server.metrics_token, _url_password(state.redis_url)]
@@ -146,6 +150,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
         storage,
         tasks,
         state,
+        telemetry,
     )
 
 

@@ -106,7 +106,10 @@ class PreparedChat(Prepared):
         self.reservation: Reservation | None = None
         # What the relay sends (each deployment gets a copy naming its own upstream model).
         # Positional: this runs on every request.
-        self.call = ChatCall(body, "", request.ctx.request_id, chat.stream, chat.include_usage)
+        ctx = request.ctx
+        self.call = ChatCall(body, "", ctx.request_id, chat.stream, chat.include_usage)
+        if ctx.span is not None:
+            self.call.trace = ctx.span  # the relay hangs each attempt's span from it
 
     def fingerprint(self) -> str:
         return Idempotency.fingerprint("POST", self.request.path, self.body)

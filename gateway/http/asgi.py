@@ -48,6 +48,7 @@ class RequestContext:
     completion_tokens: int | None = None
     replayed: bool = False
     disconnected: bool = False
+    span: Any = None  # the request's trace span, when traces are on (gateway.telemetry)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started

@@ -31,6 +31,7 @@ from gateway.logs import log_access
 
 if TYPE_CHECKING:
     from gateway.metrics import Metrics
+    from gateway.telemetry import Tracing
 
 REQUEST_ID_PATTERN = "[A-Za-z0-9._:-]{1,128}"  # a client's id is kept only if it is this
 _CLIENT_ID = re.compile(REQUEST_ID_PATTERN.encode())
@@ -51,15 +52,19 @@ def new_request_id() -> str:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing  # None: traces are off, and cost one test per request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         ctx = self._begin(scope)
+        tracing = self.tracing
+        if tracing is not None:
+            ctx.span = tracing.start_request(scope["method"], ctx.headers, ctx.request_id)
         id_header = (b"x-request-id", ctx.request_id.encode())
 
         async def send_with_id(message: Message) -> None:
@@ -120,6 +125,9 @@ class EdgeMiddleware:
         # A client that went away before its answer is logged as 499, the de facto convention.
         status = 499 if ctx.disconnected else ctx.status
         self.metrics.observe_request(ctx.route, scope["method"], status, duration, ctx)
+        if ctx.span is not None:
+            assert self.tracing is not None
+            self.tracing.end_request(ctx.span, ctx, scope["method"], status)
         log_access(
             {
                 "request_id": ctx.request_id,

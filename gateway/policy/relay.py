@@ -31,6 +31,7 @@ from gateway.contract.errors import GatewayError, from_upstream
 from gateway.metrics import UPSTREAM_OUTCOMES, Metrics
 from gateway.policy.routing import Candidate
 from gateway.stores.base import CooldownStore
+from gateway.telemetry import Tracing
 from providers.base import JSON, ChatAdapter, ChatCall, UpstreamError
 
 T = TypeVar("T")
@@ -96,7 +97,9 @@ class PlanRelay(Generic[A]):
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing  # None: traces are off (gateway.telemetry)
         self._adapters = adapters
         self._settings = settings
         self._cooldowns = cooldowns
@@ -119,6 +122,8 @@ class PlanRelay(Generic[A]):
     ) -> Relayed[T]:
         attempts = 0
         upstream_seconds = 0.0
+        # Traces on and a request span to hang the attempts' spans from (gateway.telemetry).
+        tracer = self._tracing if call.trace is not None else None
         try:
             last_error: UpstreamError | None = None
             tried_deployments = 0
@@ -133,6 +138,8 @@ class PlanRelay(Generic[A]):
                     continue
                 if tried_deployments:
                     self._metrics.fallbacks.labels(candidate.model.id).inc()
+                    if tracer is not None:
+                        tracer.event(call.trace, "fallback", deployment=deployment.id)
                 tried_deployments += 1
                 routed = ChatCall(
                     body=call.body,
@@ -145,7 +152,17 @@ class PlanRelay(Generic[A]):
                 for number in range(self._settings.attempts_per_deployment):
                     if number:
                         self._metrics.retries.labels(candidate.model.id).inc()
+                        if tracer is not None:
+                            tracer.event(
+                                call.trace, "retry", deployment=deployment.id, attempt=number
+                            )
                     attempts += 1
+                    span = None
+                    if tracer is not None:
+                        span = tracer.start_attempt(
+                            call.trace, deployment.provider, candidate.model.id, deployment.model
+                        )
+                        routed.traceparent = tracer.traceparent(span)
                     started = time.perf_counter()
                     try:
                         result = await attempt(self._adapters[deployment.provider], routed)
@@ -156,16 +173,18 @@ class PlanRelay(Generic[A]):
                         self._metrics.upstream_attempt(
                             deployment.provider, candidate.model.id, "canceled", waited
                         )
+                        if tracer is not None:
+                            tracer.end_attempt(span, "canceled")
                         raise
                     except UpstreamError as error:
                         waited = time.perf_counter() - started
                         upstream_seconds += waited
+                        outcome = UPSTREAM_OUTCOMES[error.kind]
                         self._metrics.upstream_attempt(
-                            deployment.provider,
-                            candidate.model.id,
-                            UPSTREAM_OUTCOMES[error.kind],
-                            waited,
+                            deployment.provider, candidate.model.id, outcome, waited
                         )
+                        if tracer is not None:
+                            tracer.end_attempt(span, outcome)
                         last_error = error
                         delay = await self._after_failure(candidate, error, number, call.request_id)
                         if delay is None or loop_time() + delay >= deadline:
@@ -177,6 +196,8 @@ class PlanRelay(Generic[A]):
                     self._metrics.upstream_attempt(
                         deployment.provider, candidate.model.id, "ok", waited
                     )
+                    if tracer is not None:
+                        tracer.end_attempt(span, "ok")
                     await self._cooldowns.success(deployment.id)
                     return candidate, result, attempts, upstream_seconds
             if last_error is None:

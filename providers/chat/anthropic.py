@@ -13,7 +13,14 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
-from providers.base import JSON, ChatCall, ProviderSettings, UpstreamError, read_options
+from providers.base import (
+    JSON,
+    ChatCall,
+    ProviderSettings,
+    UpstreamError,
+    call_headers,
+    read_options,
+)
 from providers.chat.anthropic_fields import JSON_OBJECT_TOOL, wants_json_object
 from providers.chat.anthropic_request import build_request
 from providers.chat.anthropic_response import (
@@ -89,7 +96,7 @@ class AnthropicAdapter:
         raw = await self._http.post_json(
             MESSAGES_PATH,
             build_request(call, self._default_max_tokens),
-            {"x-request-id": call.request_id},
+            call_headers(call),
             error_from_response,
             call.deadline,
         )
@@ -105,7 +112,7 @@ class AnthropicAdapter:
         async with self._http.open_stream(
             MESSAGES_PATH,
             payload,
-            {"x-request-id": call.request_id},
+            call_headers(call),
             error_from_response,
             call.deadline,
         ) as batches:

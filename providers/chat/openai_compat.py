@@ -21,6 +21,7 @@ from providers.base import (
     ChatCall,
     ProviderSettings,
     UpstreamError,
+    call_headers,
     classify_status,
     read_options,
 )
@@ -127,7 +128,7 @@ class OpenAICompatAdapter:
         raw = await self._http.post_json(
             "/chat/completions",
             build_request(call, stream_usage=False),
-            {"x-request-id": call.request_id},
+            call_headers(call),
             error_from_response,
             call.deadline,
         )
@@ -139,7 +140,7 @@ class OpenAICompatAdapter:
         raw = await self._http.post_json(
             "/embeddings",
             orjson.dumps(body),
-            {"x-request-id": call.request_id},
+            call_headers(call),
             error_from_response,
             call.deadline,
         )
@@ -156,7 +157,7 @@ class OpenAICompatAdapter:
         async with self._http.open_stream(
             "/chat/completions",
             payload,
-            {"x-request-id": call.request_id},
+            call_headers(call),
             error_from_response,
             call.deadline,
         ) as batches:
