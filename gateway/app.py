@@ -19,6 +19,7 @@ from gateway.endpoints.embeddings import EmbeddingsEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
+from gateway.endpoints.responses import ResponsesEndpoint
 from gateway.endpoints.routes import route_table
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
@@ -110,6 +111,16 @@ class Gateway:
             idempotency=idempotency,
             body_limit=body_limit,
         )
+        responses = ResponsesEndpoint(
+            keys,
+            catalog,
+            relay,
+            self.metrics,
+            limiter=limiter,
+            shedder=shedder,
+            idempotency=idempotency,
+            body_limit=body_limit,
+        )
         models = CatalogEndpoints(keys, catalog)
         self.artifacts = Artifacts(
             self.stores.artifacts,
@@ -151,6 +162,7 @@ class Gateway:
         self.routes = route_table(
             chat=chat,
             embeddings=embeddings,
+            responses=responses,
             models=models,
             music=music,
             uploads=uploads,
