@@ -20,6 +20,7 @@ from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
 from gateway.endpoints.responses import ResponsesEndpoint
+from gateway.endpoints.responses_stored import StoredResponseEndpoints
 from gateway.endpoints.routes import route_table
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
@@ -120,6 +121,7 @@ class Gateway:
             shedder=shedder,
             idempotency=idempotency,
             body_limit=body_limit,
+            store=self.stores.responses,
         )
         models = CatalogEndpoints(keys, catalog)
         self.artifacts = Artifacts(
@@ -163,6 +165,7 @@ class Gateway:
             chat=chat,
             embeddings=embeddings,
             responses=responses,
+            stored_responses=StoredResponseEndpoints(keys, self.stores.responses),
             models=models,
             music=music,
             uploads=uploads,

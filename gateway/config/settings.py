@@ -42,10 +42,12 @@ from gateway.config.sections import (
     IdempotencySettings,
     LimitSettings,
     RelaySettings,
+    ResponsesSettings,
     ServerSettings,
     idempotency_settings,
     limit_settings,
     relay_settings,
+    responses_settings,
     server_settings,
 )
 from gateway.config.services import (
@@ -72,6 +74,7 @@ __all__ = [
     "LimitSettings",
     "ModelSettings",
     "RelaySettings",
+    "ResponsesSettings",
     "ServerSettings",
     "Settings",
     "StateSettings",
@@ -97,6 +100,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    responses: ResponsesSettings = field(default_factory=ResponsesSettings)
 
 
 def default_config_text() -> str:
@@ -129,6 +133,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     storage = storage_settings(root.table("storage"))
     tasks = task_settings(root.table("tasks"))
     state = state_settings(root.table("state"), env)
+    responses = responses_settings(root.table("responses"))
     root.done()
     secrets = [provider.api_key for provider in providers.values()]
     secrets += [server.metrics_token, _url_password(state.redis_url)]
@@ -146,6 +151,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
         storage,
         tasks,
         state,
+        responses,
     )
 
 

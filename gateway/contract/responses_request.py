@@ -325,8 +325,8 @@ def read_request(body: dict[str, Any]) -> ResponsesRequest:
     if body.get("reasoning") is not None:
         _reasoning(body["reasoning"], chat, issues)
     previous = body.get("previous_response_id")
-    if previous is not None:
-        issues.append({"field": "previous_response_id", "issue": "is not supported yet"})
+    if previous is not None and (not isinstance(previous, str) or not previous):
+        issues.append({"field": "previous_response_id", "issue": "must be a response id"})
     if issues:
         raise invalid(issues)
     return ResponsesRequest(
@@ -334,7 +334,7 @@ def read_request(body: dict[str, Any]) -> ResponsesRequest:
         items=items,
         instructions=instructions,
         stream=stream,
-        store=False,  # nothing is stored yet
+        store=flags["store"] is not False,  # OpenAI's default: stored unless store is false
         previous_response_id=previous,
         chat=chat,
         echo=echo,

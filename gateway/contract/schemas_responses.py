@@ -157,3 +157,13 @@ RESPONSES_STREAM: Schema = {
     "then response.completed or response.incomplete; a failure after the first event is one "
     "`error` event (type, code, message, param, sequence_number) and the stream ends.",
 }
+
+RESPONSE_DELETED: Schema = {
+    "type": "object",
+    "required": ["id", "object", "deleted"],
+    "properties": {
+        "id": {"type": "string"},
+        "object": {"type": "string", "enum": ["response"]},
+        "deleted": {"type": "boolean", "enum": [True]},
+    },
+}

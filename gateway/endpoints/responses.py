@@ -6,6 +6,11 @@ and served exactly as chat is, on the create-POST pipeline: auth -> body -> shed
 The chat answer is translated back into a ``Response`` (``responses_answer``), a stream's chunks
 into Responses events as they arrive (``responses_stream``). ``model`` is always the catalog id
 that answered. After the first event a failure is one ``error`` event and the stream ends.
+
+Unless ``store`` is false the answer is stored (owner, conversation items and the Response) in
+the state store before it is sent, so a ``previous_response_id`` naming it can continue it: its
+items and output are put before the new input. A store that cannot take it does not cost the
+client the answer: it is logged (``response_not_stored``) and sent.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from collections.abc import Awaitable
 from typing import Any
 
 import orjson
+import structlog
 
 from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest
-from gateway.contract.errors import from_upstream
-from gateway.contract.responses_answer import from_completion, new_response_id
+from gateway.contract.errors import DependencyUnavailable, GatewayError, from_upstream
+from gateway.contract.ids import RESPONSE_ID
+from gateway.contract.responses_answer import from_completion, new_response_id, output_items
 from gateway.contract.responses_request import ResponsesRequest, chat_body, read_request
 from gateway.contract.responses_stream import ResponseEvents
 from gateway.http.asgi import JSON_HEADERS, Request
@@ -41,7 +48,10 @@ from gateway.policy.served import (
     relay_ended,
     tokens_used,
 )
-from providers.base import ChatCall, UpstreamError
+from gateway.stores.base import ResponseStore, SavedResponse
+from providers.base import JSON, ChatCall, UpstreamError
+
+_log = structlog.get_logger("beatra.responses")
 
 
 class PreparedResponse(Prepared):
@@ -51,6 +61,7 @@ class PreparedResponse(Prepared):
         "body",
         "chat",
         "created_at",
+        "earlier",
         "endpoint",
         "plan",
         "request",
@@ -72,6 +83,7 @@ class PreparedResponse(Prepared):
         self.plan = plan
         self.endpoint = endpoint
         self.chat: ChatRequest = chat_body(wanted)
+        self.earlier: list[JSON] = []  # the stored conversation a previous_response_id names
         self.created_at = int(time.time())
         self.reservation: Reservation | None = None
 
@@ -105,8 +117,10 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
         shedder: LoadShedder,
         idempotency: Idempotency,
         body_limit: int,
+        store: ResponseStore,
     ) -> None:
         super().__init__(keys, idempotency)
+        self._store = store
         self._catalog = catalog
         self._relay = relay
         self._metrics = metrics
@@ -130,12 +144,39 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
         ctx.model_asked = wanted.model  # logged only once it names a real model
         return prepared
 
-    def run(
+    async def run(
         self, request: Request, key: KeySettings, prepared: PreparedResponse, ticket: Ticket | None
-    ) -> Awaitable[None]:
+    ) -> None:
+        previous = prepared.wanted.previous_response_id
+        if previous is not None:
+            saved = await self._store.get(previous) if RESPONSE_ID.fullmatch(previous) else None
+            if saved is None or saved.owner != key.name:  # another key's: as if there were none
+                raise GatewayError(
+                    "invalid_request",
+                    "No stored response has this previous_response_id.",
+                    details=[{"field": "previous_response_id", "issue": "no such response"}],
+                )
+            prepared.earlier = [*saved.items, *output_items(saved.response)]
+            prepared.chat = chat_body(prepared.wanted, prepared.earlier)
         if prepared.wanted.stream:
-            return self._stream(request, key, prepared, ticket)
-        return self._complete(request, key, prepared, ticket)
+            await self._stream(request, key, prepared, ticket)
+        else:
+            await self._complete(request, key, prepared, ticket)
+
+    async def _keep(self, key: KeySettings, prepared: PreparedResponse, response: JSON) -> None:
+        """Store the answer unless the request said ``store: false``."""
+        if not prepared.wanted.store:
+            return
+        items = [*prepared.earlier, *prepared.wanted.items]
+        saved = SavedResponse(response["id"], key.name, items, response)
+        try:
+            await self._store.put(saved)
+        except DependencyUnavailable:
+            _log.warning(
+                "response_not_stored",
+                request_id=prepared.request.ctx.request_id,
+                response_id=response["id"],
+            )
 
     async def _complete(
         self, request: Request, key: KeySettings, prepared: PreparedResponse, ticket: Ticket | None
@@ -160,6 +201,7 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
                 created_at=prepared.created_at,
                 completed_at=int(time.time()),
             )
+            await self._keep(key, prepared, response)
             body = orjson.dumps(response)
             if ticket is not None:
                 ticket.record(body)
@@ -205,6 +247,7 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
                         if data:
                             await write(data)
                 except UpstreamError as error:
+                    record_usage(ctx, events.usage)
                     gateway_error = from_upstream(error)
                     ctx.error_code = gateway_error.code
                     self._metrics.stream_errors.labels(model_id, gateway_error.code).inc()
@@ -221,6 +264,8 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
                 else:
                     record_usage(ctx, events.usage)
                     final = events.finish()
+                    assert events.response is not None
+                    await self._keep(key, prepared, events.response)
                     if ticket is not None:
                         # Only a stream that really completed is kept for replay.
                         ticket.record(final)

@@ -22,7 +22,12 @@ from gateway.contract.schemas_music import (
     UPLOAD_ENCODING,
     UPLOAD_REQUEST,
 )
-from gateway.contract.schemas_responses import RESPONSE, RESPONSES_REQUEST, RESPONSES_STREAM
+from gateway.contract.schemas_responses import (
+    RESPONSE,
+    RESPONSE_DELETED,
+    RESPONSES_REQUEST,
+    RESPONSES_STREAM,
+)
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
@@ -30,6 +35,7 @@ from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
 from gateway.endpoints.responses import ResponsesEndpoint
+from gateway.endpoints.responses_stored import StoredResponseEndpoints
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
 from gateway.http.router import Route
@@ -44,6 +50,7 @@ def route_table(
     chat: ChatEndpoint,
     embeddings: EmbeddingsEndpoint,
     responses: ResponsesEndpoint,
+    stored_responses: StoredResponseEndpoints,
     models: CatalogEndpoints,
     music: MusicEndpoint,
     uploads: UploadEndpoint,
@@ -79,6 +86,22 @@ def route_table(
             "Responses",
             request_schema=RESPONSES_REQUEST,
             responses={200: {**_json(RESPONSE), "text/event-stream": {"schema": RESPONSES_STREAM}}},
+        ),
+        Route(
+            "GET",
+            "/v1/responses/{id}",
+            stored_responses.get,
+            "Read a stored response",
+            "Responses",
+            responses={200: _json(RESPONSE)},
+        ),
+        Route(
+            "DELETE",
+            "/v1/responses/{id}",
+            stored_responses.delete,
+            "Delete a stored response",
+            "Responses",
+            responses={200: _json(RESPONSE_DELETED)},
         ),
         Route(
             "GET",

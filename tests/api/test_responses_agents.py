@@ -81,8 +81,10 @@ def get_weather(city: str) -> str:
 
 
 async def run_agent(
-    server: UvicornServer, model: str, *, streamed: bool
+    server: UvicornServer, model: str, *, streamed: bool, chained: bool = False
 ) -> tuple[list[RunResult | RunResultStreaming], Recorder]:
+    """Two user turns; ``chained``: the SDK sends only new items, naming the previous response
+    (``auto_previous_response_id``), and the gateway puts the stored conversation first."""
     recorder = Recorder()
     http = httpx2.AsyncClient(transport=recorder, timeout=10)
     client = openai.AsyncOpenAI(
@@ -98,15 +100,27 @@ async def run_agent(
     conversation: Any = "What is the weather in Paris?"
     for follow_up in ("And tomorrow?", None):
         result: RunResult | RunResultStreaming
+        previous = results[-1].last_response_id if chained and results else None
         if streamed:
-            result = Runner.run_streamed(agent, conversation)
+            result = Runner.run_streamed(
+                agent,
+                conversation,
+                previous_response_id=previous,
+                auto_previous_response_id=chained,
+            )
             async for _ in result.stream_events():
                 pass
         else:
-            result = await Runner.run(agent, conversation)
+            result = await Runner.run(
+                agent,
+                conversation,
+                previous_response_id=previous,
+                auto_previous_response_id=chained,
+            )
         results.append(result)
         if follow_up is not None:
-            conversation = [*result.to_input_list(), {"role": "user", "content": follow_up}]
+            history = [] if chained else result.to_input_list()
+            conversation = [*history, {"role": "user", "content": follow_up}]
     await http.aclose()
     return results, recorder
 
@@ -147,3 +161,24 @@ def test_an_agent_calls_its_tool_and_answers_over_two_turns(
         result = upstream[1].body["messages"][-1]["content"][0]
         assert result["type"] == "tool_result" and result["content"] == "Sunny in Paris"
         assert result["tool_use_id"] == anthropic_upstream.TOOL_USE_ID
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_streamed"])
+def test_an_agent_chains_turns_by_previous_response_id(
+    gateway: UvicornServer, openai_fake: Upstream, streamed: bool
+) -> None:
+    calls.clear()
+    (first, second), recorder = asyncio.run(
+        run_agent(gateway, "gpt-test", streamed=streamed, chained=True)
+    )
+    reply = (STREAMED_REPLIES if streamed else REPLIES)["gpt-test"]
+    assert first.final_output == reply and second.final_output == reply
+    assert calls == ["Paris"]
+    recorder.check()
+    sent = recorder.requests
+    assert "previous_response_id" not in sent[0]
+    assert [len(r["input"]) for r in sent[1:]] == [1, 1]  # only the new item each time
+    assert sent[1]["input"][0]["type"] == "function_call_output"
+    # ...yet the provider saw the whole conversation every time.
+    roles = [m["role"] for m in openai_fake.plan.requests[2].body["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "user"]

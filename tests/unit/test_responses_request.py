@@ -68,6 +68,7 @@ def test_a_string_input_is_one_user_message_after_the_instructions() -> None:
         ],
     }
     assert not chat.stream and chat.include_usage
+    assert request.store  # OpenAI's default: stored unless store is false
 
 
 def test_an_agent_turn_maps_tools_calls_and_results() -> None:
@@ -183,7 +184,7 @@ def test_sampling_limits_format_and_echo() -> None:
     }
     assert chat.body["reasoning_effort"] == "low"
     assert "metadata" not in chat.body  # echoed in the answer, not sent to the provider
-    assert request.echo["metadata"] == {"run": "7"}
+    assert request.echo["metadata"] == {"run": "7"} and not request.store
     json_object = read_request(
         {"model": "m", "input": "x", "text": {"format": {"type": "json_object"}}}
     )
@@ -246,7 +247,7 @@ def test_built_in_tools_are_refused_by_name(tool: dict[str, Any]) -> None:
         ({"text": {"colour": "red"}}, ["text.colour"]),
         ({"reasoning": {"summary": "auto"}}, ["reasoning.summary"]),
         ({"stream_options": {"include_obfuscation": False}}, ["stream_options"]),
-        ({"previous_response_id": "resp_1"}, ["previous_response_id"]),
+        ({"previous_response_id": ""}, ["previous_response_id"]),
         ({"tools": [{"type": "function"}]}, ["tools[0].name"]),
         ({"tools": [{"type": "function", "name": "f", "parameters": []}]}, ["tools[0].parameters"]),
         ({"tools": [{"type": "function", "name": "f", "colour": 1}]}, ["tools[0].colour"]),
