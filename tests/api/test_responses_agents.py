@@ -2,8 +2,9 @@
 
 One agent with one function tool, on the OpenAI-compatible fake and on the Anthropic fake: the
 model calls the tool, the SDK runs it and sends its result back, the model answers; then a second
-user turn on the same conversation. ``Runner.run`` and ``Runner.run_streamed`` alike. Every answer
-and event the SDK receives is recorded on the wire and held to OpenAI's schemas.
+user turn on the same conversation, sent whole or chained by ``previous_response_id``.
+``Runner.run`` and ``Runner.run_streamed`` alike. Every request the SDK sends and every answer
+and event it receives is recorded on the wire and held to OpenAI's schemas.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tests.api.responses_support import events_of
 from tests.conftest import DEV_KEY, Upstream
 from tests.fakes import anthropic_upstream, openai_upstream
 from tests.fakes.server import UvicornServer
-from tests.openai_schemas import check_response
+from tests.openai_schemas import check, check_response
 
 set_tracing_disabled(True)  # the SDK would otherwise send traces to OpenAI
 
@@ -62,7 +63,10 @@ class Recorder(httpx2.AsyncBaseTransport):
         await self._inner.aclose()
 
     def check(self) -> None:
-        """Every answer is a 200 ``Response`` or a stream of valid events."""
+        """Every request the SDK sent is a ``CreateResponse``; every answer a ``Response`` or
+        a stream of valid events."""
+        for sent in self.requests:
+            check("CreateResponse", sent)
         for content_type, body in self.answers:
             if content_type.startswith("text/event-stream"):
                 assert events_of(body)[-1]["type"] == "response.completed"
