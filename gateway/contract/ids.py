@@ -15,7 +15,9 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY = r"[0-9A-HJKMNP-TV-Z]{26}"
 TASK_ID = re.compile(rf"task_{_BODY}")
 ARTIFACT_ID = re.compile(rf"art_{_BODY}")
-RESPONSE_ID = re.compile(rf"resp_{_BODY}")
+# Stored responses keep the ids they were answered with: the gateway's own, or those of a
+# provider that speaks the Responses API natively.
+RESPONSE_ID = re.compile(r"resp_[0-9A-Za-z_-]{1,200}")
 
 
 def new_id(prefix: str) -> str:

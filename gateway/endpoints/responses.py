@@ -4,8 +4,11 @@ A Responses request is translated to a chat completion (``gateway.contract.respo
 and served exactly as chat is, on the create-POST pipeline: auth -> body -> shed load -> check
 -> route (capability ``chat``) -> Idempotency-Key -> rate limit -> relay -> render -> settle.
 The chat answer is translated back into a ``Response`` (``responses_answer``), a stream's chunks
-into Responses events as they arrive (``responses_stream``). ``model`` is always the catalog id
-that answered. After the first event a failure is one ``error`` event and the stream ends.
+into Responses events as they arrive (``responses_stream``). A deployment whose provider speaks
+the Responses API natively is sent the Responses body itself instead (``responses_relay``,
+``responses_native``), and its answer and events are relayed as they come. ``model`` is always
+the catalog id that answered. After the first event a failure is one ``error`` event and the
+stream ends.
 
 Unless ``store`` is false the answer is stored (owner, conversation items and the Response) in
 the state store before it is sent, so a ``previous_response_id`` naming it can continue it: its
@@ -29,6 +32,7 @@ from gateway.contract.chat_validate import ChatRequest
 from gateway.contract.errors import DependencyUnavailable, GatewayError, from_upstream
 from gateway.contract.ids import RESPONSE_ID
 from gateway.contract.responses_answer import from_completion, new_response_id, output_items
+from gateway.contract.responses_native import NativeEvents, chat_usage, native_body
 from gateway.contract.responses_request import ResponsesRequest, chat_body, read_request
 from gateway.contract.responses_stream import ResponseEvents
 from gateway.http.asgi import JSON_HEADERS, Request
@@ -39,6 +43,7 @@ from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
 from gateway.policy.relay import Relay, RelayCanceled, RelayFailed
+from gateway.policy.responses_relay import ResponsesCalls
 from gateway.policy.routing import Candidate, Catalog
 from gateway.policy.served import (
     SSE_HEADERS,
@@ -63,6 +68,7 @@ class PreparedResponse(Prepared):
         "created_at",
         "earlier",
         "endpoint",
+        "native",
         "plan",
         "request",
         "reservation",
@@ -84,6 +90,7 @@ class PreparedResponse(Prepared):
         self.endpoint = endpoint
         self.chat: ChatRequest = chat_body(wanted)
         self.earlier: list[JSON] = []  # the stored conversation a previous_response_id names
+        self.native = ResponsesCalls(body)  # what a provider speaking Responses is sent
         self.created_at = int(time.time())
         self.reservation: Reservation | None = None
 
@@ -158,6 +165,7 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
                 )
             prepared.earlier = [*saved.items, *output_items(saved.response)]
             prepared.chat = chat_body(prepared.wanted, prepared.earlier)
+            prepared.native = ResponsesCalls(native_body(prepared.body, prepared.earlier))
         if prepared.wanted.stream:
             await self._stream(request, key, prepared, ticket)
         else:
@@ -187,20 +195,25 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
         ctx = request.ctx
         async with cancel_on_disconnect(request) as guard:
             try:
-                relayed = await self._relay.complete(plan, prepared.call())
+                relayed = await self._relay.run(plan, prepared.call(), prepared.native.complete)
             except (RelayFailed, RelayCanceled) as ended:
                 raise relay_ended(ctx, ended) from None
             model_id = relay_answered(ctx, relayed)
-            completion = relayed[1]
-            record_usage(ctx, completion.get("usage"))
-            response = from_completion(
-                prepared.wanted,
-                completion,
-                model_id,
-                new_response_id(),
-                created_at=prepared.created_at,
-                completed_at=int(time.time()),
-            )
+            native, answer = relayed[1]
+            if native:
+                response = answer
+                response["model"] = model_id
+                record_usage(ctx, chat_usage(answer.get("usage")))
+            else:
+                record_usage(ctx, answer.get("usage"))
+                response = from_completion(
+                    prepared.wanted,
+                    answer,
+                    model_id,
+                    new_response_id(),
+                    created_at=prepared.created_at,
+                    completed_at=int(time.time()),
+                )
             await self._keep(key, prepared, response)
             body = orjson.dumps(response)
             if ticket is not None:
@@ -218,12 +231,16 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
         send = request.send
         async with cancel_on_disconnect(request) as guard:
             try:
-                opened = await self._relay.open_stream(plan, prepared.call())
+                opened = await self._relay.run(plan, prepared.call(), prepared.native.open_stream)
             except (RelayFailed, RelayCanceled) as ended:
                 raise relay_ended(ctx, ended) from None
             model_id = relay_answered(ctx, opened)
-            first, rest = opened[1]
-            events = ResponseEvents(prepared.wanted, new_response_id(), model_id)
+            native, (first, rest) = opened[1]
+            events: ResponseEvents | NativeEvents
+            if native:
+                events = NativeEvents(model_id)
+            else:
+                events = ResponseEvents(prepared.wanted, new_response_id(), model_id)
             self._metrics.open_streams.inc()
 
             async def write(data: bytes) -> None:

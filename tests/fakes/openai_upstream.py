@@ -7,7 +7,8 @@ when ``stream_options.include_usage`` is set). Errors use OpenAI's ``{"error": {
 Like a model that uses the tools it is given, it answers a request that offers tools (unless
 ``tool_choice`` is ``none``) and carries no tool result yet with one call of the first tool (or
 the one ``tool_choice`` names), ``finish_reason: tool_calls``; once a ``tool`` message is in
-the conversation it answers with text.
+the conversation it answers with text. ``POST /v1/responses`` speaks the Responses API
+natively (``openai_responses_upstream``).
 
 Sync answers can break too (``SYNC_BODY_FAULTS``): ``cut`` sends half the body and aborts,
 ``stall`` sends half and then nothing, ``no_done`` ends a chunked body cleanly half way, ``drip``
@@ -42,6 +43,7 @@ from tests.fakes.faults import (
     play_stream,
     wait_or_abandon,
 )
+from tests.fakes.openai_responses_upstream import responses_handler
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
 FAKE_DIMENSIONS = 8
@@ -158,7 +160,7 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             return await _broken_answer(request, orjson.dumps(answer), fault, plan)
         return web.json_response(answer, dumps=lambda data: orjson.dumps(data).decode())
 
-    return _app_with(chat, embeddings)
+    return _app_with(chat, embeddings, responses_handler(plan, _error_response))
 
 
 def fake_vector(item: str | list[int], dimensions: int = FAKE_DIMENSIONS) -> list[float]:
@@ -189,10 +191,11 @@ def _embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _app_with(chat: Any, embeddings: Any) -> web.Application:
+def _app_with(chat: Any, embeddings: Any, responses: Any) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/responses", responses)
     return app
 
 
