@@ -193,22 +193,19 @@ def output_items(response: JSON) -> list[JSON]:
     messages with their text, and function calls."""
     items: list[JSON] = []
     for item in response.get("output") or []:
-        if item.get("type") == "function_call":
-            items.append(
-                {
-                    "type": "function_call",
-                    "call_id": item["call_id"],
-                    "name": item["name"],
-                    "arguments": item["arguments"],
-                }
-            )
-        elif item.get("type") == "message":
-            parts = [
-                {"type": part["type"], "text": part["text"]}
-                if part["type"] == "output_text"
-                else {"type": "refusal", "refusal": part["refusal"]}
-                for part in item.get("content") or []
-            ]
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind == "function_call":
+            fields = {key: item.get(key) for key in ("call_id", "name", "arguments")}
+            if all(isinstance(value, str) for value in fields.values()):
+                items.append({"type": "function_call", **fields})
+        elif kind == "message":
+            # A provider speaking Responses natively sent these: only what is well-formed.
+            parts: list[JSON] = []
+            for part in item.get("content") or []:
+                part_kind = part.get("type") if isinstance(part, dict) else None
+                field = {"output_text": "text", "refusal": "refusal"}.get(str(part_kind))
+                if field is not None and isinstance(part.get(field), str):
+                    parts.append({"type": part_kind, field: part[field]})
             if parts:
                 items.append({"type": "message", "role": "assistant", "content": parts})
     return items

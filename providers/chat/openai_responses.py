@@ -35,7 +35,11 @@ def parse_response(raw: bytes) -> JSON:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise UpstreamError("server", "The provider returned malformed JSON.") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("output"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("output"), list)
+        or not isinstance(data.get("id"), str)
+    ):
         raise UpstreamError("server", "The provider returned an unexpected body.")
     if data.get("status") == "failed":
         raise UpstreamError("server", "The provider failed to produce the response.")

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.contract.responses_answer import output_items
 from gateway.contract.responses_native import NativeEvents, native_body
 from providers.base import ChatCall, UpstreamError
 from providers.chat.openai_responses import build_responses_request, parse_event, parse_response
@@ -25,7 +26,13 @@ def test_the_request_is_the_clients_but_for_the_model_and_the_stream_flag() -> N
 
 @pytest.mark.parametrize(
     "raw",
-    [b"{", b"[]", b'{"object": "response"}', b'{"output": [], "status": "failed"}'],
+    [
+        b"{",
+        b"[]",
+        b'{"id": "resp_1", "object": "response"}',
+        b'{"output": []}',
+        b'{"id": "resp_1", "output": [], "status": "failed"}',
+    ],
 )
 def test_an_unusable_answer_is_the_providers_failure(raw: bytes) -> None:
     with pytest.raises(UpstreamError) as caught:
@@ -86,3 +93,20 @@ def test_native_events_take_the_catalog_id_and_an_error_continues_the_count() ->
     assert events.usage == {"prompt_tokens": 3, "completion_tokens": 4}
     assert events.response == {"model": "gpt-native", "usage": usage}
     assert b'"sequence_number":2' in events.error("upstream_error", "x")
+
+
+def test_only_well_formed_output_items_are_carried_into_the_next_turn() -> None:
+    response = {
+        "output": [
+            {"type": "reasoning", "summary": []},
+            {"type": "function_call", "call_id": "c", "name": "f"},  # no arguments
+            "not an item",
+            {
+                "type": "message",
+                "content": [{"type": "output_text"}, {"type": "refusal", "refusal": "No"}],
+            },
+        ]
+    }
+    assert output_items(response) == [
+        {"type": "message", "role": "assistant", "content": [{"type": "refusal", "refusal": "No"}]}
+    ]
