@@ -3,17 +3,29 @@ as the client wrote it, but for the model; its answers and events are relayed as
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import openai
+from agents import Agent, OpenAIResponsesModel, Runner, set_tracing_disabled
 
 from tests.api.responses_support import RESPONSES, answer, client, events_of, post, stream, text_of
-from tests.conftest import CapturedLogs, GatewayFactory, Upstream, auth, base_config, wait_until
+from tests.conftest import (
+    DEV_KEY,
+    CapturedLogs,
+    GatewayFactory,
+    Upstream,
+    auth,
+    base_config,
+    wait_until,
+)
 from tests.fakes import anthropic_upstream, openai_upstream
 from tests.fakes.openai_responses_upstream import NATIVE_WORDS, RESPONSE_ID
 from tests.fakes.server import UvicornServer
 
 NATIVE = "".join(NATIVE_WORDS)
+set_tracing_disabled(True)  # the Agents SDK would otherwise send traces to OpenAI
 
 
 def native_gateway(
@@ -119,3 +131,24 @@ def test_a_failing_native_deployment_falls_back_to_a_translated_one(
     assert response["model"] == "claude-test" and response["id"] != RESPONSE_ID
     assert text_of(response) == "".join(anthropic_upstream.REPLY_WORDS)
     assert openai_fake.plan.calls == 2 and anthropic_fake.plan.calls == 1
+
+
+def test_the_sdks_run_on_a_native_deployment(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, anthropic_fake: Upstream
+) -> None:
+    server = native_gateway(gateway_factory, openai_fake, anthropic_fake)
+    with client(server).responses.stream(model="gpt-native", input="Hi") as events:
+        assert events.get_final_response().output_text == NATIVE
+
+    async def run() -> tuple[object, object]:
+        sdk = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=DEV_KEY, max_retries=0)
+        model = OpenAIResponsesModel(model="gpt-native", openai_client=sdk)
+        agent = Agent(name="plain", instructions="Be brief.", model=model)
+        whole = await Runner.run(agent, "Hi")
+        streamed = Runner.run_streamed(agent, "Hi")
+        async for _ in streamed.stream_events():
+            pass
+        return whole.final_output, streamed.final_output
+
+    assert asyncio.run(run()) == (NATIVE, NATIVE)
+    assert all(r.path == "/v1/responses" for r in openai_fake.plan.requests)
