@@ -79,8 +79,10 @@ def _check_part(part: Any, at: str, role: str, issues: Issues) -> JSON | None:
         if not isinstance(url, str) or not url:
             issues.append({"field": f"{at}.image_url", "issue": "must be a URL or data URL"})
             return None
-        detail = part.get("detail") or "auto"
-        if detail not in ("auto", "low", "high"):
+        detail = part.get("detail")
+        if detail is None:
+            detail = "auto"
+        elif not isinstance(detail, str) or detail not in ("auto", "low", "high"):
             issues.append({"field": f"{at}.detail", "issue": "must be auto, low or high"})
             return None
         return {"type": "input_image", "image_url": url, "detail": detail}

@@ -18,6 +18,7 @@ from typing import Any
 from gateway.contract.chat_validate import ChatRequest
 from gateway.contract.errors import invalid
 from gateway.contract.responses_items import JSON, Issues, chat_messages, check_items
+from providers.base import as_int
 
 MAX_TOOLS = 128
 MAX_METADATA_PAIRS = 16
@@ -60,9 +61,18 @@ def _is(kind: type, what: str) -> Callable[[Any], str | None]:
 
 
 def _max_output_tokens(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 16:
+    number = as_int(value)  # 16 or 16.0: JSON Schema's integer
+    if number is None or number < 16:
         return "must be an integer of at least 16"
     return None
+
+
+def _refused(value: Any, allowed: tuple[object, ...]) -> bool:
+    """A value other than null and the listed ones (compared with their JSON types: 0 is not
+    false)."""
+    if value is None:
+        return False
+    return not any(type(value) is type(ok) and value == ok for ok in allowed)
 
 
 def _metadata(value: Any) -> str | None:
@@ -149,7 +159,6 @@ def _tools(raw: Any, issues: Issues) -> list[JSON]:
             else:
                 function[key] = value
         unknown = set(tool) - {"type", "name", "description", "parameters", "strict"}
-        unknown -= {key for key in ("defer_loading", "output_schema") if not tool.get(key)}
         issues.extend({"field": f"{at}.{key}", "issue": "is not supported"} for key in unknown)
         tools.append({"type": "function", "function": function})
     return tools
@@ -259,8 +268,7 @@ def read_request(body: dict[str, Any]) -> ResponsesRequest:
                 issues.append({"field": name, "issue": problem})
             chat[name] = echo[name] = value
     for name, allowed in _REFUSED.items():
-        value = body.get(name)
-        if value is not None and value not in allowed:
+        if _refused(body.get(name), allowed):
             issues.append({"field": name, "issue": "is not supported by this gateway"})
     include = body.get("include")
     if include is not None and include != []:
@@ -314,8 +322,8 @@ def read_request(body: dict[str, Any]) -> ResponsesRequest:
         problem = _max_output_tokens(limit)
         if problem:
             issues.append({"field": "max_output_tokens", "issue": problem})
-        chat["max_completion_tokens"] = limit
-    echo["max_output_tokens"] = limit
+        chat["max_completion_tokens"] = as_int(limit)
+    echo["max_output_tokens"] = as_int(limit) if limit is not None else None
     metadata = body.get("metadata")
     if metadata is not None:
         problem = _metadata(metadata)

@@ -9,12 +9,133 @@ from __future__ import annotations
 
 from gateway.contract.schemas import Schema
 
-_UNSUPPORTED = {"description": "Not supported by this gateway: only null (or the default)."}
+_NULL: Schema = {"type": "null"}
+_TEXT: Schema = {"type": "string"}
+_NAME: Schema = {"type": "string", "minLength": 1}
+_ANY: Schema = {}
 
 
 def _nullable(kind: str, **constraints: object) -> Schema:
     return {"type": [kind, "null"], **constraints}
 
+
+def _part(kind: str, field: str) -> Schema:
+    return {
+        "type": "object",
+        "required": ["type", field],
+        "properties": {"type": {"const": kind}, field: _TEXT},
+    }
+
+
+_IMAGE: Schema = {
+    "type": "object",
+    "required": ["type", "image_url"],
+    "properties": {
+        "type": {"const": "input_image"},
+        "image_url": _NAME,
+        "detail": {"enum": ["auto", "low", "high", None]},
+        "file_id": _NULL,
+    },
+}
+
+
+def _message(roles: list[str], parts: list[Schema]) -> Schema:
+    return {
+        "type": "object",
+        "required": ["role", "content"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"const": "message"},
+            "role": {"enum": roles},
+            "content": {
+                "anyOf": [_TEXT, {"type": "array", "minItems": 1, "items": {"anyOf": parts}}]
+            },
+            "id": _ANY,
+            "status": _ANY,
+            "phase": _ANY,
+        },
+    }
+
+
+_FUNCTION_CALL: Schema = {
+    "type": "object",
+    "required": ["type", "call_id", "name", "arguments"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"const": "function_call"},
+        "call_id": _NAME,
+        "name": _NAME,
+        "arguments": _TEXT,
+        "id": _ANY,
+        "status": _ANY,
+        "namespace": _NULL,
+        "caller": _NULL,
+    },
+}
+_FUNCTION_CALL_OUTPUT: Schema = {
+    "type": "object",
+    "required": ["type", "call_id", "output"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"const": "function_call_output"},
+        "call_id": _NAME,
+        "output": {"anyOf": [_TEXT, {"type": "array", "items": _part("input_text", "text")}]},
+        "id": _ANY,
+        "status": _ANY,
+        "name": _NULL,
+        "namespace": _NULL,
+        "caller": _NULL,
+    },
+}
+INPUT_ITEM: Schema = {
+    "anyOf": [
+        _message(["user", "system", "developer"], [_part("input_text", "text"), _IMAGE]),
+        _message(["assistant"], [_part("output_text", "text"), _part("refusal", "refusal")]),
+        _FUNCTION_CALL,
+        _FUNCTION_CALL_OUTPUT,
+    ],
+    "description": "messages (user, assistant, system, developer), function_call, "
+    "function_call_output; other item types are a 400",
+}
+_FUNCTION_TOOL: Schema = {
+    "type": "object",
+    "required": ["type", "name"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"const": "function"},
+        "name": _NAME,
+        "description": _nullable("string"),
+        "parameters": _nullable("object"),
+        "strict": _nullable("boolean"),
+    },
+    "description": "Function tools only; built-in tools are a 400 naming the tool",
+}
+_FORMATS: list[Schema] = [
+    _NULL,
+    {"type": "object", "required": ["type"], "properties": {"type": {"const": "text"}}},
+    {"type": "object", "required": ["type"], "properties": {"type": {"const": "json_object"}}},
+    {
+        "type": "object",
+        "required": ["type", "name", "schema"],
+        "properties": {
+            "type": {"const": "json_schema"},
+            "name": _NAME,
+            "schema": {"type": "object"},
+            "description": _nullable("string"),
+            "strict": _nullable("boolean"),
+        },
+    },
+]
+_UNSUPPORTED = (
+    "conversation",
+    "prompt",
+    "context_management",
+    "max_tool_calls",
+    "top_logprobs",
+    "prompt_cache_retention",
+    "prompt_cache_options",
+    "moderation",
+)
 
 RESPONSES_REQUEST: Schema = {
     "type": "object",
@@ -28,33 +149,31 @@ RESPONSES_REQUEST: Schema = {
         },
         "input": {
             "anyOf": [
-                {"type": "string"},
-                {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 10_000,
-                    "items": {"type": "object"},
-                    "description": "Items: messages (user, assistant, system, developer), "
-                    "function_call, function_call_output",
-                },
+                _TEXT,
+                {"type": "array", "minItems": 1, "maxItems": 10_000, "items": INPUT_ITEM},
             ]
         },
         "instructions": _nullable("string"),
-        "tools": _nullable(
-            "array",
-            maxItems=128,
-            items={"type": "object", "required": ["type"]},
-            description="Function tools only; built-in tools are a 400 naming the tool",
-        ),
+        "tools": _nullable("array", maxItems=128, items=_FUNCTION_TOOL),
         "tool_choice": {
             "anyOf": [
-                {"type": "string", "enum": ["none", "auto", "required"]},
-                {"type": "object"},
-                {"type": "null"},
+                {"enum": ["none", "auto", "required", None]},
+                {
+                    "type": "object",
+                    "required": ["type", "name"],
+                    "properties": {"type": {"const": "function"}, "name": _NAME},
+                },
             ]
         },
         "parallel_tool_calls": _nullable("boolean"),
-        "text": _nullable("object", description="format: text, json_object or json_schema"),
+        "text": _nullable(
+            "object",
+            additionalProperties=False,
+            properties={
+                "format": {"anyOf": _FORMATS},
+                "verbosity": {"enum": ["low", "medium", "high", None]},
+            },
+        ),
         "temperature": _nullable("number", minimum=0, maximum=2),
         "top_p": _nullable("number", minimum=0, maximum=1),
         "max_output_tokens": _nullable("integer", minimum=16),
@@ -65,31 +184,38 @@ RESPONSES_REQUEST: Schema = {
             additionalProperties={"type": "string", "maxLength": 512},
         ),
         "stream": _nullable("boolean"),
-        "stream_options": _nullable("object"),
+        "stream_options": _nullable(
+            "object", additionalProperties=False, properties={"include_obfuscation": _ANY}
+        ),
         "store": _nullable("boolean"),
         "previous_response_id": _nullable("string", minLength=1),
         "include": _nullable("array", maxItems=0, description="Only empty: nothing extra to add"),
-        "reasoning": _nullable("object", description="effort is passed on as reasoning_effort"),
+        "reasoning": _nullable(
+            "object",
+            properties={"effort": _nullable("string")},
+            additionalProperties=_NULL,
+            description="effort is passed on as reasoning_effort; other keys only null",
+        ),
         "user": _nullable("string"),
         "safety_identifier": _nullable("string"),
         "prompt_cache_key": _nullable("string"),
         "service_tier": _nullable("string"),
+        "background": {"enum": [False, None]},
+        "truncation": {"enum": ["disabled", None]},
         **{
-            name: _UNSUPPORTED
-            for name in (
-                "background",
-                "conversation",
-                "prompt",
-                "context_management",
-                "max_tool_calls",
-                "top_logprobs",
-                "prompt_cache_retention",
-                "prompt_cache_options",
-                "moderation",
-                "truncation",
-            )
+            name: {**_NULL, "description": "Not supported by this gateway"} for name in _UNSUPPORTED
         },
     },
+    "allOf": [
+        {
+            # stream_options only with stream: true
+            "if": {
+                "required": ["stream_options"],
+                "properties": {"stream_options": {"type": "object"}},
+            },
+            "then": {"required": ["stream"], "properties": {"stream": {"const": True}}},
+        }
+    ],
 }
 
 _OUTPUT_ITEM: Schema = {
@@ -151,11 +277,20 @@ RESPONSE: Schema = {
 }
 
 RESPONSES_STREAM: Schema = {
-    "type": "string",
-    "description": "Server-sent events, each `event: <type>` and `data: <JSON>` with a "
-    "`sequence_number`: response.created, response.in_progress, output items and their deltas, "
-    "then response.completed or response.incomplete; a failure after the first event is one "
-    "`error` event (type, code, message, param, sequence_number) and the stream ends.",
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "description": "The event's type: response.created, response.in_progress, output "
+            "items and their deltas, then response.completed or response.incomplete; `error` "
+            "for a failure after the first event (the stream ends there).",
+        },
+        "data": {
+            "type": "string",
+            "description": "The event as JSON, with that `type` and a `sequence_number`.",
+        },
+    },
 }
 
 RESPONSE_DELETED: Schema = {

@@ -35,6 +35,7 @@ from gateway.contract.responses_answer import from_completion, new_response_id, 
 from gateway.contract.responses_native import NativeEvents, chat_usage, native_body
 from gateway.contract.responses_request import ResponsesRequest, chat_body, read_request
 from gateway.contract.responses_stream import ResponseEvents
+from gateway.contract.schemas_catalog import responses_request_schema
 from gateway.http.asgi import JSON_HEADERS, Request
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
@@ -151,6 +152,10 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
         ctx.model_asked = wanted.model  # logged only once it names a real model
         return prepared
 
+    def request_schema(self) -> dict[str, Any]:
+        """The request body's JSON Schema for this catalog (for ``/openapi.json``)."""
+        return responses_request_schema(self._catalog)
+
     async def run(
         self, request: Request, key: KeySettings, prepared: PreparedResponse, ticket: Ticket | None
     ) -> None:
@@ -159,7 +164,7 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
             saved = await self._store.get(previous) if RESPONSE_ID.fullmatch(previous) else None
             if saved is None or saved.owner != key.name:  # another key's: as if there were none
                 raise GatewayError(
-                    "invalid_request",
+                    "not_found",
                     "No stored response has this previous_response_id.",
                     details=[{"field": "previous_response_id", "issue": "no such response"}],
                 )

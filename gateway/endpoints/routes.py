@@ -25,7 +25,6 @@ from gateway.contract.schemas_music import (
 from gateway.contract.schemas_responses import (
     RESPONSE,
     RESPONSE_DELETED,
-    RESPONSES_REQUEST,
     RESPONSES_STREAM,
 )
 from gateway.endpoints.artifacts import ArtifactEndpoints
@@ -84,7 +83,7 @@ def route_table(
             "Create a response (OpenAI Responses API on every chat model; stream with "
             "stream: true)",
             "Responses",
-            request_schema=RESPONSES_REQUEST,
+            request_schema=responses.request_schema(),
             responses={200: {**_json(RESPONSE), "text/event-stream": {"schema": RESPONSES_STREAM}}},
         ),
         Route(

@@ -188,7 +188,12 @@ def _request_validator(method: str, path: str) -> jsonschema.Draft202012Validato
 
 BODY_VALIDATORS = {
     path: _request_validator("post", path)
-    for path in ("/v1/chat/completions", "/v1/music/generations", "/v1/embeddings")
+    for path in (
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/music/generations",
+        "/v1/embeddings",
+    )
 }
 
 

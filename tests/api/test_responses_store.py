@@ -62,7 +62,7 @@ def test_only_the_owner_reads_deletes_or_continues_a_response(gateway: UvicornSe
         {"model": "gpt-test", "input": "more", "previous_response_id": response_id},
         auth(SECOND_KEY),
     )
-    assert other.status_code == 400 and other.json()["error"]["param"] == "previous_response_id"
+    assert other.status_code == 404 and other.json()["error"]["param"] == "previous_response_id"
     deleted = httpx.delete(url, headers=auth())
     assert deleted.status_code == 200
     assert deleted.json() == {"id": response_id, "object": "response", "deleted": True}
@@ -114,7 +114,7 @@ def test_previous_response_id_puts_the_stored_conversation_first(
     ]
     assert text_of(third) == REPLY
     unknown = post(gateway, {"model": "gpt-test", "input": "x", "previous_response_id": "resp_x"})
-    assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "invalid_request"
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize("model", ["gpt-test", "claude-test"])

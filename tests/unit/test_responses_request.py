@@ -50,6 +50,86 @@ AGENT_TURN: dict[str, Any] = {
 }
 
 
+BUILT_IN_TOOLS: list[dict[str, Any]] = [
+    {"type": "web_search"},
+    {"type": "web_search_preview"},
+    {"type": "file_search", "vector_store_ids": ["vs_1"]},
+    {"type": "computer_use_preview", "display_width": 1, "display_height": 1},
+    {"type": "code_interpreter", "container": {"type": "auto"}},
+    {"type": "mcp", "server_label": "x"},
+    {"type": "image_generation"},
+]
+BAD_FIELDS: list[tuple[dict[str, Any], list[str]]] = [
+    ({"frobnicate": 1}, ["frobnicate"]),
+    ({"messages": []}, ["messages"]),
+    ({"temperature": 3}, ["temperature"]),
+    ({"top_p": -1}, ["top_p"]),
+    ({"max_output_tokens": 8}, ["max_output_tokens"]),
+    ({"stream": "yes"}, ["stream"]),
+    ({"store": 1}, ["store"]),
+    ({"instructions": ["x"]}, ["instructions"]),
+    ({"metadata": {"k": 1}}, ["metadata"]),
+    ({"include": ["message.output_text.logprobs"]}, ["include"]),
+    ({"background": True}, ["background"]),
+    ({"truncation": "auto"}, ["truncation"]),
+    ({"conversation": "conv_1"}, ["conversation"]),
+    ({"prompt": {"id": "p"}}, ["prompt"]),
+    ({"top_logprobs": 2}, ["top_logprobs"]),
+    ({"tool_choice": {"type": "web_search_preview"}}, ["tool_choice"]),
+    ({"tool_choice": {"type": "function"}}, ["tool_choice.name"]),
+    ({"text": {"format": {"type": "xml"}}}, ["text.format.type"]),
+    ({"text": {"format": {"type": "json_schema"}}}, ["text.format.name", "text.format.schema"]),
+    ({"text": {"colour": "red"}}, ["text.colour"]),
+    ({"reasoning": {"summary": "auto"}}, ["reasoning.summary"]),
+    ({"stream_options": {"include_obfuscation": False}}, ["stream_options"]),
+    ({"previous_response_id": ""}, ["previous_response_id"]),
+    ({"tools": [{"type": "function"}]}, ["tools[0].name"]),
+    ({"tools": [{"type": "function", "name": "f", "parameters": []}]}, ["tools[0].parameters"]),
+    ({"tools": [{"type": "function", "name": "f", "colour": 1}]}, ["tools[0].colour"]),
+]
+BAD_ITEMS: list[tuple[Any, list[str]]] = [
+    ([], ["input"]),
+    (42, ["input"]),
+    (["hi"], ["input[0]"]),
+    ([{"role": "tool", "content": "x"}], ["input[0].role"]),
+    ([{"role": "user", "content": []}], ["input[0].content"]),
+    (
+        [{"role": "user", "content": [{"type": "output_text", "text": "x"}]}],
+        ["input[0].content[0].type"],
+    ),
+    (
+        [{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}],
+        ["input[0].content[0].type"],
+    ),
+    (
+        [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}],
+        ["input[0].content[0].type"],
+    ),
+    (
+        [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}],
+        ["input[0].content[0].file_id"],
+    ),
+    ([{"type": "reasoning", "summary": []}], ["input[0].type"]),
+    ([{"type": "item_reference", "id": "msg_1"}], ["input[0].type"]),
+    ([{"type": "web_search_call", "id": "ws_1"}], ["input[0].type"]),
+    ([{"type": "function_call", "name": "f", "arguments": "{}"}], ["input[0].call_id"]),
+    ([{"type": "function_call_output", "call_id": "c", "output": 3}], ["input[0].output"]),
+    (
+        [
+            {
+                "type": "function_call",
+                "call_id": "c",
+                "name": "f",
+                "arguments": "{}",
+                "namespace": "n",
+            }
+        ],
+        ["input[0].namespace"],
+    ),
+    ([{"role": "user", "content": "x", "colour": "red"}], ["input[0].colour"]),
+]
+
+
 def problems(body: dict[str, Any]) -> list[str]:
     with pytest.raises(GatewayError) as caught:
         read_request(body)
@@ -199,15 +279,7 @@ def test_named_tool_choice_becomes_chats_nested_form() -> None:
 
 @pytest.mark.parametrize(
     "tool",
-    [
-        {"type": "web_search"},
-        {"type": "web_search_preview"},
-        {"type": "file_search", "vector_store_ids": ["vs_1"]},
-        {"type": "computer_use_preview", "display_width": 1, "display_height": 1},
-        {"type": "code_interpreter", "container": {"type": "auto"}},
-        {"type": "mcp", "server_label": "x"},
-        {"type": "image_generation"},
-    ],
+    BUILT_IN_TOOLS,
 )
 def test_built_in_tools_are_refused_by_name(tool: dict[str, Any]) -> None:
     with pytest.raises(GatewayError) as caught:
@@ -224,34 +296,7 @@ def test_built_in_tools_are_refused_by_name(tool: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("extra", "expected"),
-    [
-        ({"frobnicate": 1}, ["frobnicate"]),
-        ({"messages": []}, ["messages"]),
-        ({"temperature": 3}, ["temperature"]),
-        ({"top_p": -1}, ["top_p"]),
-        ({"max_output_tokens": 8}, ["max_output_tokens"]),
-        ({"stream": "yes"}, ["stream"]),
-        ({"store": 1}, ["store"]),
-        ({"instructions": ["x"]}, ["instructions"]),
-        ({"metadata": {"k": 1}}, ["metadata"]),
-        ({"include": ["message.output_text.logprobs"]}, ["include"]),
-        ({"background": True}, ["background"]),
-        ({"truncation": "auto"}, ["truncation"]),
-        ({"conversation": "conv_1"}, ["conversation"]),
-        ({"prompt": {"id": "p"}}, ["prompt"]),
-        ({"top_logprobs": 2}, ["top_logprobs"]),
-        ({"tool_choice": {"type": "web_search_preview"}}, ["tool_choice"]),
-        ({"tool_choice": {"type": "function"}}, ["tool_choice.name"]),
-        ({"text": {"format": {"type": "xml"}}}, ["text.format.type"]),
-        ({"text": {"format": {"type": "json_schema"}}}, ["text.format.name", "text.format.schema"]),
-        ({"text": {"colour": "red"}}, ["text.colour"]),
-        ({"reasoning": {"summary": "auto"}}, ["reasoning.summary"]),
-        ({"stream_options": {"include_obfuscation": False}}, ["stream_options"]),
-        ({"previous_response_id": ""}, ["previous_response_id"]),
-        ({"tools": [{"type": "function"}]}, ["tools[0].name"]),
-        ({"tools": [{"type": "function", "name": "f", "parameters": []}]}, ["tools[0].parameters"]),
-        ({"tools": [{"type": "function", "name": "f", "colour": 1}]}, ["tools[0].colour"]),
-    ],
+    BAD_FIELDS,
 )
 def test_each_bad_field_is_named(extra: dict[str, Any], expected: list[str]) -> None:
     assert problems({"model": "m", "input": "x", **extra}) == expected
@@ -259,47 +304,7 @@ def test_each_bad_field_is_named(extra: dict[str, Any], expected: list[str]) -> 
 
 @pytest.mark.parametrize(
     ("input_value", "expected"),
-    [
-        ([], ["input"]),
-        (42, ["input"]),
-        (["hi"], ["input[0]"]),
-        ([{"role": "tool", "content": "x"}], ["input[0].role"]),
-        ([{"role": "user", "content": []}], ["input[0].content"]),
-        (
-            [{"role": "user", "content": [{"type": "output_text", "text": "x"}]}],
-            ["input[0].content[0].type"],
-        ),
-        (
-            [{"role": "assistant", "content": [{"type": "input_text", "text": "x"}]}],
-            ["input[0].content[0].type"],
-        ),
-        (
-            [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}],
-            ["input[0].content[0].type"],
-        ),
-        (
-            [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}],
-            ["input[0].content[0].file_id"],
-        ),
-        ([{"type": "reasoning", "summary": []}], ["input[0].type"]),
-        ([{"type": "item_reference", "id": "msg_1"}], ["input[0].type"]),
-        ([{"type": "web_search_call", "id": "ws_1"}], ["input[0].type"]),
-        ([{"type": "function_call", "name": "f", "arguments": "{}"}], ["input[0].call_id"]),
-        ([{"type": "function_call_output", "call_id": "c", "output": 3}], ["input[0].output"]),
-        (
-            [
-                {
-                    "type": "function_call",
-                    "call_id": "c",
-                    "name": "f",
-                    "arguments": "{}",
-                    "namespace": "n",
-                }
-            ],
-            ["input[0].namespace"],
-        ),
-        ([{"role": "user", "content": "x", "colour": "red"}], ["input[0].colour"]),
-    ],
+    BAD_ITEMS,
 )
 def test_each_bad_item_is_named(input_value: Any, expected: list[str]) -> None:
     assert problems({"model": "m", "input": input_value}) == expected
