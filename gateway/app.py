@@ -20,6 +20,8 @@ from gateway.endpoints.embeddings import EmbeddingsEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
+from gateway.endpoints.responses import ResponsesEndpoint
+from gateway.endpoints.responses_stored import StoredResponseEndpoints
 from gateway.endpoints.routes import route_table
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
@@ -122,6 +124,17 @@ class Gateway:
             idempotency=idempotency,
             body_limit=body_limit,
         )
+        responses = ResponsesEndpoint(
+            keys,
+            catalog,
+            relay,
+            self.metrics,
+            limiter=limiter,
+            shedder=shedder,
+            idempotency=idempotency,
+            body_limit=body_limit,
+            store=self.stores.responses,
+        )
         models = CatalogEndpoints(keys, catalog)
         self.artifacts = Artifacts(
             self.stores.artifacts,
@@ -163,6 +176,8 @@ class Gateway:
         self.routes = route_table(
             chat=chat,
             embeddings=embeddings,
+            responses=responses,
+            stored_responses=StoredResponseEndpoints(keys, self.stores.responses),
             models=models,
             music=music,
             uploads=uploads,

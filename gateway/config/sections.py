@@ -1,6 +1,6 @@
-"""Settings of the request path itself: ``[server]``, ``[relay]``, ``[limits]`` and
-``[idempotency]``, each read by the data-driven reader of ``gateway.config.schema`` from the
-fields below (with their minimums).
+"""Settings of the request path itself: ``[server]``, ``[relay]``, ``[limits]``,
+``[idempotency]`` and ``[responses]``, each read by the data-driven reader of
+``gateway.config.schema`` from the fields below (with their minimums).
 """
 
 from __future__ import annotations
@@ -74,6 +74,17 @@ class IdempotencySettings:
     wait_s: float = at_least(0, 30.0)
 
 
+@dataclass(frozen=True, slots=True)
+class ResponsesSettings:
+    """Stored responses of ``POST /v1/responses`` (``store``, ``previous_response_id``)."""
+
+    # OpenAI keeps stored responses for 30 days; so does the gateway by default.
+    retention_s: int = at_least(1, 30 * 86400)
+    # The in-memory backend keeps at most this many (the oldest go first); Redis is bounded by
+    # retention alone.
+    max_stored: int = at_least(1, 10_000)
+
+
 def server_settings(table: Table, env: Mapping[str, str]) -> ServerSettings:
     settings = read_section(ServerSettings, table, env)
     settings = dataclasses.replace(settings, log_level=settings.log_level.lower())
@@ -94,3 +105,7 @@ def limit_settings(table: Table) -> LimitSettings:
 
 def idempotency_settings(table: Table) -> IdempotencySettings:
     return read_section(IdempotencySettings, table)
+
+
+def responses_settings(table: Table) -> ResponsesSettings:
+    return read_section(ResponsesSettings, table)

@@ -42,10 +42,12 @@ from gateway.config.sections import (
     IdempotencySettings,
     LimitSettings,
     RelaySettings,
+    ResponsesSettings,
     ServerSettings,
     idempotency_settings,
     limit_settings,
     relay_settings,
+    responses_settings,
     server_settings,
 )
 from gateway.config.services import (
@@ -74,6 +76,7 @@ __all__ = [
     "LimitSettings",
     "ModelSettings",
     "RelaySettings",
+    "ResponsesSettings",
     "ServerSettings",
     "Settings",
     "StateSettings",
@@ -100,6 +103,7 @@ class Settings:
     tasks: TaskSettings = field(default_factory=TaskSettings)
     state: StateSettings = field(default_factory=StateSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    responses: ResponsesSettings = field(default_factory=ResponsesSettings)
 
 
 def default_config_text() -> str:
@@ -133,6 +137,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
     tasks = task_settings(root.table("tasks"))
     state = state_settings(root.table("state"), env)
     telemetry = telemetry_settings(root.table("telemetry"), env)
+    responses = responses_settings(root.table("responses"))
     root.done()
     secrets = [provider.api_key for provider in providers.values()]
     secrets += [server.metrics_token, _url_password(state.redis_url)]
@@ -151,6 +156,7 @@ def settings_from_dict(data: Mapping[str, Any], env: Mapping[str, str]) -> Setti
         tasks,
         state,
         telemetry,
+        responses,
     )
 
 

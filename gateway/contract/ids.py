@@ -1,4 +1,4 @@
-"""Public ids of tasks and artifacts: a prefix and 26 Crockford base32 characters.
+"""Public ids of tasks, artifacts and stored responses: a prefix and 26 Crockford base32 characters.
 
 A 48-bit millisecond timestamp first (so ids sort by creation time, which is what newest-first
 task pages rely on) and 80 bits from ``secrets`` (so an id cannot be guessed; ownership is
@@ -15,6 +15,9 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _BODY = r"[0-9A-HJKMNP-TV-Z]{26}"
 TASK_ID = re.compile(rf"task_{_BODY}")
 ARTIFACT_ID = re.compile(rf"art_{_BODY}")
+# Stored responses keep the ids they were answered with: the gateway's own, or those of a
+# provider that speaks the Responses API natively.
+RESPONSE_ID = re.compile(r"resp_[0-9A-Za-z_-]{1,200}")
 
 
 def new_id(prefix: str) -> str:

@@ -1,5 +1,5 @@
-"""The request schemas of chat, embeddings and music, completed with what the configured catalog
-decides.
+"""The request schemas of chat, Responses, embeddings and music, completed with what the
+configured catalog decides.
 
 Which ``model`` values may chat or stream or embed (and how many ``dimensions`` they give), and
 what each music model accepts (formats, longest
@@ -19,6 +19,7 @@ from gateway.contract.music_validate import DEFAULT_DURATION_S, DEFAULT_FORMAT
 from gateway.contract.schemas import CHAT_REQUEST, Schema
 from gateway.contract.schemas_embeddings import EMBEDDINGS_REQUEST
 from gateway.contract.schemas_music import MUSIC_REQUEST
+from gateway.contract.schemas_responses import RESPONSES_REQUEST
 from gateway.policy.routing import Catalog
 from providers.music.base import MusicAdapter
 
@@ -38,18 +39,23 @@ def _named(names: list[str]) -> Schema:
     return {"required": ["model"], "properties": {"model": {"enum": names}}}
 
 
-def chat_request_schema(catalog: Catalog) -> Schema:
+def chat_request_schema(catalog: Catalog, base: Schema = CHAT_REQUEST) -> Schema:
     """``CHAT_REQUEST`` naming the models that cannot answer (capability ``chat``) and those
     that cannot stream (``chat.stream``): routing asks for the one the request needs."""
     no_chat = [n for n, models in _names(catalog) if not _can(models, "chat")]
     no_stream = [n for n, models in _names(catalog) if not _can(models, "chat.stream")]
     streamed = {"required": ["stream"], "properties": {"stream": {"const": True}}}
-    rules = list(CHAT_REQUEST["allOf"])
+    rules = list(base["allOf"])
     if no_chat:
         rules.append({"if": _named(no_chat), "then": streamed})
     if no_stream:
         rules.append({"not": {"allOf": [_named(no_stream), streamed]}})
-    return {**CHAT_REQUEST, "allOf": rules}
+    return {**base, "allOf": rules}
+
+
+def responses_request_schema(catalog: Catalog) -> Schema:
+    """``RESPONSES_REQUEST`` with chat's model rules: chat models serve Responses."""
+    return chat_request_schema(catalog, RESPONSES_REQUEST)
 
 
 def embeddings_request_schema(catalog: Catalog) -> Schema:

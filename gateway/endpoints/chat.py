@@ -19,62 +19,26 @@ from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest, validate_chat
 from gateway.contract.errors import GatewayError, error_event, from_upstream
 from gateway.contract.schemas_catalog import chat_request_schema
-from gateway.http.asgi import JSON_HEADERS, RawHeaders, Request, RequestContext
+from gateway.http.asgi import JSON_HEADERS, Request, RequestContext
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
 from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
-from gateway.policy.relay import Relay, RelayCanceled, Relayed, RelayFailed
+from gateway.policy.relay import Relay, RelayCanceled, RelayFailed
 from gateway.policy.routing import Candidate, Catalog
+from gateway.policy.served import (
+    SSE_HEADERS,
+    answer_headers,
+    record_usage,
+    relay_answered,
+    relay_ended,
+    tokens_used,
+)
 from providers.base import JSON, ChatCall, UpstreamError
 
-SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies in front not to buffer the stream
-]
 DONE_EVENT = b"data: [DONE]\n\n"
-
-
-def record_usage(ctx: RequestContext, usage: Any) -> None:
-    if isinstance(usage, dict):
-        prompt = usage.get("prompt_tokens")
-        completion = usage.get("completion_tokens")
-        if isinstance(prompt, int):
-            ctx.prompt_tokens = prompt
-        if isinstance(completion, int):
-            ctx.completion_tokens = completion
-
-
-def relay_ended(ctx: RequestContext, ended: RelayFailed | RelayCanceled) -> BaseException:
-    """What a relay run that got no answer leaves to raise, once what it took is logged."""
-    ctx.attempts = ended.attempts
-    ctx.upstream_seconds = ended.upstream_seconds
-    return ended.error if isinstance(ended, RelayFailed) else ended
-
-
-def relay_answered(ctx: RequestContext, relayed: Relayed[Any]) -> str:
-    """Log who served the answer and what it took; the catalog id the answer is labelled with."""
-    candidate, _, ctx.attempts, ctx.upstream_seconds = relayed
-    ctx.provider = candidate.deployment.provider
-    ctx.model_served = model_id = candidate.model.id
-    return model_id
-
-
-def answer_headers(base: RawHeaders, reservation: Reservation | None) -> RawHeaders:
-    """The answer's headers: its own, then the rate limits' (``x-ratelimit-*``) if any."""
-    return base if reservation is None else [*base, *reservation.headers]
-
-
-def tokens_used(ctx: RequestContext) -> int | None:
-    """What the answer really cost, for settling the reservation (None: unknown)."""
-    if ctx.model_served is None:
-        return 0  # nothing was produced: every reserved token goes back
-    if ctx.prompt_tokens is None or ctx.completion_tokens is None:
-        return None
-    return ctx.prompt_tokens + ctx.completion_tokens
 
 
 class PreparedChat(Prepared):

@@ -22,12 +22,19 @@ from gateway.contract.schemas_music import (
     UPLOAD_ENCODING,
     UPLOAD_REQUEST,
 )
+from gateway.contract.schemas_responses import (
+    RESPONSE,
+    RESPONSE_DELETED,
+    RESPONSES_STREAM,
+)
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
+from gateway.endpoints.responses import ResponsesEndpoint
+from gateway.endpoints.responses_stored import StoredResponseEndpoints
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
 from gateway.http.router import Route
@@ -41,6 +48,8 @@ def route_table(
     *,
     chat: ChatEndpoint,
     embeddings: EmbeddingsEndpoint,
+    responses: ResponsesEndpoint,
+    stored_responses: StoredResponseEndpoints,
     models: CatalogEndpoints,
     music: MusicEndpoint,
     uploads: UploadEndpoint,
@@ -66,6 +75,32 @@ def route_table(
             "Embeddings",
             request_schema=embeddings.request_schema(),
             responses={200: _json(EMBEDDINGS_RESPONSE)},
+        ),
+        Route(
+            "POST",
+            "/v1/responses",
+            responses,
+            "Create a response (OpenAI Responses API on every chat model; stream with "
+            "stream: true)",
+            "Responses",
+            request_schema=responses.request_schema(),
+            responses={200: {**_json(RESPONSE), "text/event-stream": {"schema": RESPONSES_STREAM}}},
+        ),
+        Route(
+            "GET",
+            "/v1/responses/{id}",
+            stored_responses.get,
+            "Read a stored response",
+            "Responses",
+            responses={200: _json(RESPONSE)},
+        ),
+        Route(
+            "DELETE",
+            "/v1/responses/{id}",
+            stored_responses.delete,
+            "Delete a stored response",
+            "Responses",
+            responses={200: _json(RESPONSE_DELETED)},
         ),
         Route(
             "GET",

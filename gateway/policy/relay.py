@@ -49,8 +49,13 @@ FirstChunk = tuple[list[JSON], AsyncIterator[list[JSON]]]
 """An open stream: its first batch of chunks, and an iterator of the other batches."""
 
 
-async def _first_chunk(adapter: ChatAdapter, call: ChatCall) -> FirstChunk:
-    chunks = adapter.stream(call)
+def _first_chunk(adapter: ChatAdapter, call: ChatCall) -> Awaitable[FirstChunk]:
+    return first_batch(adapter.stream(call))
+
+
+async def first_batch(chunks: AsyncIterator[list[JSON]]) -> FirstChunk:
+    """An open stream once its first batch is in hand (an empty stream is the provider's
+    failure; the stream is closed when the first batch fails)."""
     try:
         first = await anext(chunks)
     except StopAsyncIteration:

@@ -209,5 +209,27 @@ class TaskStore(Protocol):
         """Give the task up so another replica may drive it."""
 
 
+@dataclass(frozen=True, slots=True)
+class SavedResponse:
+    """A stored ``POST /v1/responses`` answer: ``items`` is the conversation it answered (the
+    earlier turns and the request's own input items), ``response`` the Response object."""
+
+    response_id: str
+    owner: str  # the key's name: only it may read, continue or delete the response
+    items: list[dict[str, Any]]
+    response: dict[str, Any]
+
+
+class ResponseStore(Protocol):
+    """Stored responses, each kept for the configured retention from when it was stored."""
+
+    async def put(self, saved: SavedResponse) -> None: ...
+
+    async def get(self, response_id: str) -> SavedResponse | None: ...
+
+    async def delete(self, response_id: str) -> bool:
+        """Forget the response; False when there was none."""
+
+
 class StateUnavailable(DependencyUnavailable):
     """The shared state store could not be reached in time (the gateway answers 503)."""

@@ -16,12 +16,14 @@ from gateway.stores.base import (
     CooldownStore,
     IdempotencyStore,
     RateLimitStore,
+    ResponseStore,
     TaskStore,
 )
 from gateway.stores.memory_artifacts import MemoryArtifacts
 from gateway.stores.memory_cooldowns import MemoryCooldowns
 from gateway.stores.memory_idempotency import MemoryIdempotency
 from gateway.stores.memory_limits import MemoryRateLimiter
+from gateway.stores.memory_responses import MemoryResponses
 from gateway.stores.memory_tasks import MemoryTasks
 from gateway.stores.resilient import ResilientCooldowns, ResilientRateLimits
 
@@ -37,6 +39,7 @@ class Stores:
     idempotency: IdempotencyStore
     tasks: TaskStore
     artifacts: ArtifactIndex
+    responses: ResponseStore
     clock: Callable[[], float]  # the clock the stores' times are on
     shared: bool  # other replicas see the same state
     close: Callable[[], Awaitable[None]] = _nothing
@@ -54,6 +57,9 @@ def build_stores(
             idempotency=MemoryIdempotency(idem.window_s, idem.max_entries, idem.max_total_bytes),
             tasks=MemoryTasks(),
             artifacts=MemoryArtifacts(),
+            responses=MemoryResponses(
+                settings.responses.retention_s, settings.responses.max_stored, clock
+            ),
             clock=clock,
             shared=False,
         )
@@ -63,6 +69,7 @@ def build_stores(
     from gateway.stores.redis_cooldowns import RedisCooldowns
     from gateway.stores.redis_idempotency import RedisIdempotency
     from gateway.stores.redis_limits import RedisRateLimiter
+    from gateway.stores.redis_responses import RedisResponses
     from gateway.stores.redis_tasks import RedisTasks
 
     state_settings = settings.state
@@ -80,6 +87,7 @@ def build_stores(
         idempotency=RedisIdempotency(state, idem.window_s, idem.max_entries, idem.max_total_bytes),
         tasks=RedisTasks(state, settings.tasks.task_retention_s),
         artifacts=RedisArtifacts(state),
+        responses=RedisResponses(state, settings.responses.retention_s),
         clock=wall_clock,
         shared=True,
         close=state.close,

@@ -5,7 +5,9 @@ Our public API is OpenAI's, so this adapter is close to a pass-through: it swaps
 model id and asks for stream usage so the gateway can count tokens (the relay hides that usage
 chunk again from a client that did not ask for it). Embeddings go to ``POST {base_url}/embeddings``
 with the same error mapping as chat. Translation is pure functions; I/O goes through
-``HttpUpstream``.
+``HttpUpstream``. A provider whose option ``responses_api`` says it speaks OpenAI's Responses API
+is also sent Responses requests as they are (``respond``, ``respond_stream``; the wire format is
+in ``openai_responses``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ from providers.base import (
     call_headers,
     classify_status,
     read_options,
+)
+from providers.chat.openai_responses import (
+    TERMINAL_EVENTS,
+    build_responses_request,
+    parse_event,
+    parse_response,
 )
 from providers.embeddings.base import inputs_of, normalise_answer
 from providers.http.framing import parse_retry_after
@@ -101,6 +109,8 @@ class OpenAIOptions(UpstreamOptions):
 
     # Some OpenAI-compatible servers reject stream_options; operators can turn it off.
     stream_usage: bool = True
+    # The server also speaks POST /responses: Responses requests go to it as they are.
+    responses_api: bool = False
 
 
 class OpenAICompatAdapter:
@@ -117,6 +127,7 @@ class OpenAICompatAdapter:
             headers["authorization"] = f"Bearer {settings.api_key}"
         self._http = HttpUpstream(settings, headers, options)
         self._stream_usage = options.stream_usage
+        self.speaks_responses = options.responses_api
 
     async def start(self) -> None:
         await self._http.start()
@@ -177,3 +188,42 @@ class OpenAICompatAdapter:
                     chunks.append(chunk)
                 yield chunks
         raise UpstreamError("server", "The provider's stream ended before [DONE].")
+
+    async def respond(self, call: ChatCall) -> JSON:
+        """A Responses request (``call.body``) answered by the provider's own Responses API."""
+        raw = await self._http.post_json(
+            "/responses",
+            build_responses_request(call),
+            {"x-request-id": call.request_id},
+            error_from_response,
+            call.deadline,
+        )
+        return parse_response(raw)
+
+    async def respond_stream(self, call: ChatCall) -> AsyncIterator[list[JSON]]:
+        """The provider's Responses events, in the batches they arrived in; the stream must
+        reach ``response.completed`` or ``response.incomplete``."""
+        scrubber = self._http.scrubber
+        finished = False
+        async with self._http.open_stream(
+            "/responses",
+            build_responses_request(call),
+            {"x-request-id": call.request_id},
+            error_from_response,
+            call.deadline,
+        ) as batches:
+            async for raws in batches:
+                events: list[JSON] = []
+                for raw in raws:
+                    try:
+                        event = parse_event(raw, scrubber)
+                    except UpstreamError:
+                        if events:
+                            yield events  # what came before the failure still goes out
+                        raise
+                    finished = finished or event["type"] in TERMINAL_EVENTS
+                    events.append(event)
+                if events:
+                    yield events
+        if not finished:
+            raise UpstreamError("server", "The provider's stream ended before it completed.")

@@ -188,7 +188,12 @@ def _request_validator(method: str, path: str) -> jsonschema.Draft202012Validato
 
 BODY_VALIDATORS = {
     path: _request_validator("post", path)
-    for path in ("/v1/chat/completions", "/v1/music/generations", "/v1/embeddings")
+    for path in (
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/music/generations",
+        "/v1/embeddings",
+    )
 }
 
 
@@ -356,6 +361,9 @@ def test_every_route_answers_every_method_with_the_envelope_or_a_real_head(
             "/v1/models/{id}": "local-chat",
             "/v1/tasks/{id}": artifact["task_id"],
             "/v1/artifacts/{id}": artifact["artifact_id"],
+            "/v1/responses/{id}": client.post(
+                "/v1/responses", json={"model": "local-chat", "input": "hi"}
+            ).json()["id"],
         }
         routes: dict[str, set[str]] = {}
         for route in create_app(settings_from_dict(fuzz_config("unused"), TEST_ENV)).routes:

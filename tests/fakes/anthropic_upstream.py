@@ -3,7 +3,9 @@
 ``POST /v1/messages``: a ``message`` body, or with ``stream: true`` an event stream of
 ``event: <type>`` / ``data: <json>`` pairs: message_start, content_block_start, ping,
 content_block_delta..., content_block_stop, message_delta, message_stop. When ``tool_choice``
-forces a tool (``any`` or ``tool``) the answer is one ``tool_use`` block instead of text. Errors
+forces a tool (``any`` or ``tool``) the answer is one ``tool_use`` block instead of text; so it
+is when tools are offered with ``auto`` (or no choice) and the conversation holds no
+``tool_result`` yet, as a model that uses its tools would answer. Errors
 use Anthropic's ``{"type": "error", "error": {...}, "request_id": ...}`` body. Like the real API
 it requires ``anthropic-version`` and ``max_tokens``, refuses fields the Messages API does not
 have, and checks ``x-api-key`` when given a key. ``output_config.format`` (structured outputs) is
@@ -101,12 +103,23 @@ def _input_tokens(body: dict[str, Any]) -> int:
     return total
 
 
+def _has_tool_result(body: dict[str, Any]) -> bool:
+    return any(
+        isinstance(block, dict) and block.get("type") == "tool_result"
+        for message in body.get("messages") or []
+        if isinstance(message, dict) and isinstance(message.get("content"), list)
+        for block in message["content"]
+    )
+
+
 def _forced_tool(body: dict[str, Any]) -> str | None:
     choice = body.get("tool_choice") or {}
     tools = body.get("tools") or []
     if choice.get("type") == "tool":
         return str(choice.get("name"))
     if choice.get("type") == "any" and tools:
+        return str(tools[0].get("name"))
+    if choice.get("type", "auto") == "auto" and tools and not _has_tool_result(body):
         return str(tools[0].get("name"))
     return None
 

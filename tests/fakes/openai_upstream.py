@@ -4,6 +4,11 @@ with faults.
 ``POST /v1/chat/completions``: a ``chat.completion`` body, or with ``stream: true`` an event
 stream of ``chat.completion.chunk`` objects ending ``data: [DONE]`` (with a usage chunk first
 when ``stream_options.include_usage`` is set). Errors use OpenAI's ``{"error": {...}}`` body.
+Like a model that uses the tools it is given, it answers a request that offers tools (unless
+``tool_choice`` is ``none``) and carries no tool result yet with one call of the first tool (or
+the one ``tool_choice`` names), ``finish_reason: tool_calls``; once a ``tool`` message is in
+the conversation it answers with text. ``POST /v1/responses`` speaks the Responses API
+natively (``openai_responses_upstream``).
 
 Sync answers can break too (``SYNC_BODY_FAULTS``): ``cut`` sends half the body and aborts,
 ``stall`` sends half and then nothing, ``no_done`` ends a chunked body cleanly half way, ``drip``
@@ -38,9 +43,12 @@ from tests.fakes.faults import (
     play_stream,
     wait_or_abandon,
 )
+from tests.fakes.openai_responses_upstream import responses_handler
 
 REPLY_WORDS = ["Hello", " from", " the", " fake", " upstream", "!"]
 FAKE_DIMENSIONS = 8
+TOOL_CALL_ID = "call_fake01"
+TOOL_ARGUMENTS_PARTS = ['{"city": ', '"Paris"}']  # how a stream delivers the arguments
 SYNC_BODY_FAULTS = ("cut", "stall", "no_done", "drip", "giant", "malformed_sse")
 
 
@@ -65,6 +73,18 @@ def _usage(body: dict[str, Any], completion_tokens: int) -> dict[str, int]:
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
+
+
+def tool_to_call(body: dict[str, Any]) -> str | None:
+    """The tool this answer calls, if it calls one."""
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    messages = body.get("messages") or []
+    if not tools or choice == "none" or any(m.get("role") == "tool" for m in messages):
+        return None
+    if isinstance(choice, dict):
+        return str(choice["function"]["name"])
+    return str(tools[0]["function"]["name"])
 
 
 def _error_response(fault: Fault) -> web.Response:
@@ -96,6 +116,14 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
         text = "".join(REPLY_WORDS)
         if fault.name == "giant":
             text += "x" * fault.size
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        finish_reason = "stop"
+        tool = tool_to_call(body)
+        if tool is not None:
+            function = {"name": tool, "arguments": "".join(TOOL_ARGUMENTS_PARTS)}
+            message["content"] = None
+            message["tool_calls"] = [{"id": TOOL_CALL_ID, "type": "function", "function": function}]
+            finish_reason = "tool_calls"
         answer = {
             "id": "chatcmpl-fake123",
             "object": "chat.completion",
@@ -105,9 +133,9 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": _usage(body, len(REPLY_WORDS)),
@@ -132,7 +160,7 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             return await _broken_answer(request, orjson.dumps(answer), fault, plan)
         return web.json_response(answer, dumps=lambda data: orjson.dumps(data).decode())
 
-    return _app_with(chat, embeddings)
+    return _app_with(chat, embeddings, responses_handler(plan, _error_response))
 
 
 def fake_vector(item: str | list[int], dimensions: int = FAKE_DIMENSIONS) -> list[float]:
@@ -163,10 +191,11 @@ def _embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _app_with(chat: Any, embeddings: Any) -> web.Application:
+def _app_with(chat: Any, embeddings: Any, responses: Any) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_post("/v1/embeddings", embeddings)
+    app.router.add_post("/v1/responses", responses)
     return app
 
 
@@ -224,11 +253,15 @@ async def _stream(
         yield event(
             {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
         )
-        padding = "x" * plan.chunk_padding
-        for word in itertools.islice(itertools.cycle(REPLY_WORDS), count):
-            delta = {"content": word + padding}
-            yield event({"index": 0, "delta": delta, "finish_reason": None})
-        yield event({"index": 0, "delta": {}, "finish_reason": "stop"})
+        tool = tool_to_call(body)
+        if tool is not None:
+            yield from _tool_call_events(tool, event)
+        else:
+            padding = "x" * plan.chunk_padding
+            for word in itertools.islice(itertools.cycle(REPLY_WORDS), count):
+                delta = {"content": word + padding}
+                yield event({"index": 0, "delta": delta, "finish_reason": None})
+            yield event({"index": 0, "delta": {}, "finish_reason": "stop"})
         if include_usage:
             usage: dict[str, Any] = {**base, "choices": [], "usage": _usage(body, count)}
             yield b"data: " + orjson.dumps(usage) + b"\n\n"
@@ -237,3 +270,15 @@ async def _stream(
 
     broken = b"data: {not json\n\n"
     return await play_stream(request, response, frames(), broken, fault=fault, plan=plan)
+
+
+def _tool_call_events(tool: str, event: Any) -> Iterator[bytes]:
+    """A streamed tool call as OpenAI sends one: id, type and name first with empty
+    arguments, then the arguments in pieces, then ``finish_reason: tool_calls``."""
+    call = {"index": 0, "id": TOOL_CALL_ID, "type": "function"}
+    call["function"] = {"name": tool, "arguments": ""}
+    yield event({"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None})
+    for part in TOOL_ARGUMENTS_PARTS:
+        delta = {"tool_calls": [{"index": 0, "function": {"arguments": part}}]}
+        yield event({"index": 0, "delta": delta, "finish_reason": None})
+    yield event({"index": 0, "delta": {}, "finish_reason": "tool_calls"})

@@ -243,3 +243,24 @@ def test_a_replica_that_dies_mid_task_has_its_task_taken_over(cluster: Cluster) 
         timeout=15,
     )
     assert sum(r.path.endswith("/predictions") for r in cluster.replicate.requests) == creations
+
+
+def test_a_stored_response_is_read_continued_and_deleted_across_replicas(
+    cluster: Cluster,
+) -> None:
+    first, second = cluster.urls
+    created = httpx.post(
+        f"{first}/v1/responses", json={"model": "gpt-test", "input": "hi"}, headers=auth()
+    ).json()
+    read = httpx.get(f"{second}/v1/responses/{created['id']}", headers=auth())
+    assert read.status_code == 200 and read.json() == created
+    follow_up = {"model": "gpt-test", "input": "again", "previous_response_id": created["id"]}
+    continued = httpx.post(f"{second}/v1/responses", json=follow_up, headers=auth())
+    assert continued.status_code == 200
+    assert [m["role"] for m in cluster.openai.requests[-1].body["messages"]] == [
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert httpx.delete(f"{second}/v1/responses/{created['id']}", headers=auth()).status_code == 200
+    assert httpx.get(f"{first}/v1/responses/{created['id']}", headers=auth()).status_code == 404

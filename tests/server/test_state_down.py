@@ -16,7 +16,15 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import DEV_KEY, TEST_ENV, GatewayFactory, Upstream, auth, base_config
+from tests.conftest import (
+    DEV_KEY,
+    TEST_ENV,
+    CapturedLogs,
+    GatewayFactory,
+    Upstream,
+    auth,
+    base_config,
+)
 from tests.redis_server import redis_server
 
 CHAT = "/v1/chat/completions"
@@ -158,3 +166,27 @@ def test_answers_finished_while_redis_is_paused_reach_clients_and_replay_once_it
         assert again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
         assert again.content == answer.content
     assert openai_fake.plan.calls == calls_before + 4
+
+
+def test_responses_are_answered_but_not_stored_while_redis_hangs(
+    gateway_factory: GatewayFactory, openai_fake: Upstream, redis_url: str, logs: CapturedLogs
+) -> None:
+    server = gateway_factory(redis_config(openai_fake.url, "TEST_REDIS_URL", fail_open=True))
+    url = server.url + "/v1/responses"
+    stored = httpx.post(url, json={"model": "gpt-test", "input": "hi"}, headers=auth()).json()
+    with frozen(redis_url):
+        answered, took = timed_post(url, json={"model": "gpt-test", "input": "hi"}, headers=auth())
+        assert answered.status_code == 200 and took < MAX_ANSWER_S  # the answer is not lost
+        follow_up = {"model": "gpt-test", "input": "x", "previous_response_id": stored["id"]}
+        continued, took = timed_post(url, json=follow_up, headers=auth())
+        assert continued.status_code == 503 and took < MAX_ANSWER_S  # cannot be continued now
+        read = httpx.get(f"{url}/{stored['id']}", headers=auth(), timeout=30)
+        assert read.status_code == 503 and read.json()["error"]["code"] == "service_unavailable"
+    lost = answered.json()["id"]
+    assert any(line.get("event") == "response_not_stored" for line in logs.lines())
+    deadline = time.monotonic() + RECOVERY_S
+    while (read := httpx.get(f"{url}/{stored['id']}", headers=auth())).status_code == 503:
+        assert time.monotonic() < deadline
+        time.sleep(STATE_TIMEOUT_S / 3)
+    assert read.status_code == 200 and read.json() == stored
+    assert httpx.get(f"{url}/{lost}", headers=auth()).status_code == 404
