@@ -41,11 +41,13 @@ from bench.runner import parse_args as bench_options
 from bench.stack import CHAT_PATH, FLOOR_PORT, GATEWAY_PORT, NGINX_PORT, SUBJECT_CPU, Stack
 
 LEAN_FLOOR_PORT = 18184
+RESPONSES_PATH = "/v1/responses"
 TARGETS = (
     ("floor", FLOOR_PORT, CHAT_PATH, "bench-json", False),
     ("lean-floor", LEAN_FLOOR_PORT, CHAT_PATH, "bench-json", False),
     ("gateway", GATEWAY_PORT, CHAT_PATH, "bench-json", False),
     ("gateway-redis", REDIS_GATEWAY_PORT, CHAT_PATH, "bench-json", False),
+    ("gateway-responses", GATEWAY_PORT, RESPONSES_PATH, "bench-json", False),
     ("floor-sse", FLOOR_PORT, "/stream" + CHAT_PATH, "bench-sse", True),
     ("lean-floor-sse", LEAN_FLOOR_PORT, "/stream" + CHAT_PATH, "bench-sse", True),
     ("gateway-sse", GATEWAY_PORT, CHAT_PATH, "bench-sse", True),
@@ -61,10 +63,16 @@ class Load:
     stream: bool
     duration_s: float
     connections: int
+    api: str = "chat"
 
     def run(self) -> WrkResult:
         return run_wrk(
-            self.url, self.connections, self.duration_s, model=self.model, stream=self.stream
+            self.url,
+            self.connections,
+            self.duration_s,
+            model=self.model,
+            stream=self.stream,
+            api=self.api,
         )
 
 
@@ -163,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=None, help="wrk connections")
     parser.add_argument("--counter", choices=("auto", "perf", "callgrind"), default="auto")
     parser.add_argument(
-        "--only", default="", help="comma-separated loads to measure (default: all seven)"
+        "--only", default="", help="comma-separated loads to measure (default: all eight)"
     )
     parser.add_argument(
         "--gateway-config-extra",
@@ -232,12 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"counter: {counter}, wrk c={connections} for {duration:g} s")
         print("| load | instructions per request | requests |\n|---|---:|---:|")
         for name, port, path, model, stream in TARGETS:
-            if (wanted and name not in wanted) or name.removesuffix("-sse") not in pids:
+            server = "gateway" if name == "gateway-responses" else name.removesuffix("-sse")
+            if (wanted and name not in wanted) or server not in pids:
                 continue
             url = f"http://127.0.0.1:{port}{path}"
-            run_wrk(url, connections, 2, model=model, stream=stream)  # warm-up
-            server = name.removesuffix("-sse")
-            load = Load(url, model, stream, duration, connections)
+            api = "responses" if path == RESPONSES_PATH else "chat"
+            run_wrk(url, connections, 2, model=model, stream=stream, api=api)  # warm-up
+            load = Load(url, model, stream, duration, connections, api)
             if callgrind:
                 count, requests = measure_callgrind(pids[server], port, kicks[server], tmp, load)
             else:

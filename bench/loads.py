@@ -46,6 +46,7 @@ def run_wrk(
     model: str,
     stream: bool = False,
     idempotency_key: bool = False,
+    api: str = "chat",
 ) -> WrkResult:
     """One wrk run; the caller measures process CPU around it."""
     command = [
@@ -65,6 +66,7 @@ def run_wrk(
         model,
         "1" if stream else "0",
         "1" if idempotency_key else "0",
+        api,
     ]
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=duration_s + 60, check=False

@@ -31,7 +31,7 @@ def _row(label: str, runs: _Runs, proc: str, base_rps: float | None) -> str:
 
 def side_by_side(runs: Any, wrk: dict[str, list[dict[str, Any]]]) -> list[str]:
     """``runs(target, c)`` gives a target's runs; only the targets this run measured appear."""
-    if not any(key.startswith(("gateway-redis@", "litellm")) for key in wrk):
+    if not any(key.startswith(("gateway-redis@", "gateway-responses@", "litellm")) for key in wrk):
         return []
     out = [
         "## Side by side, c=32",
@@ -44,7 +44,7 @@ def side_by_side(runs: Any, wrk: dict[str, list[dict[str, Any]]]) -> list[str]:
     ]
     for load, suffix in (("JSON", ""), ("SSE", "-sse")):
         floor = runs("floor" + suffix, 32).med("rps")
-        for target in ("floor", "gateway", "gateway-redis", "litellm"):
+        for target in ("floor", "gateway", "gateway-responses", "gateway-redis", "litellm"):
             if f"{target}{suffix}@32" in wrk:
                 label = f"{load}: {target}"
                 out.append(_row(label, runs(target + suffix, 32), subject(target), floor))

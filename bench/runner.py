@@ -113,6 +113,13 @@ def run(bench: Bench) -> None:
         ("direct", NGINX_PORT, CHAT_PATH, {"model": "bench-json"}),
         ("floor", FLOOR_PORT, CHAT_PATH, {"model": "bench-json"}),
         ("gateway", GATEWAY_PORT, CHAT_PATH, {"model": "bench-json"}),
+        # The same question as a Responses API request (store: false), translated to chat.
+        (
+            "gateway-responses",
+            GATEWAY_PORT,
+            "/v1/responses",
+            {"model": "bench-json", "api": "responses"},
+        ),
     ]
     sse = {"model": "bench-sse", "stream": True}
     sse_targets: list[tuple[str, int, str, dict[str, Any]]] = [

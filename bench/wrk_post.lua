@@ -1,11 +1,13 @@
 -- wrk script of the gateway benchmark: POST a small chat request and print one parseable line.
 --
---   wrk ... -s bench/wrk_post.lua http://127.0.0.1:PORT/v1/chat/completions -- MODEL STREAM IDEM
+--   wrk ... -s bench/wrk_post.lua http://127.0.0.1:PORT/v1/chat/completions -- MODEL STREAM IDEM [API]
 --
 -- MODEL  the "model" of the body (ignored by nginx, routed by the gateway)
 -- STREAM "1" to ask for an event stream ("stream": true), "0" for a chat.completion
 -- IDEM   "1" to send a unique Idempotency-Key per request (a per-thread counter and the start
 --        time, so keys never repeat across runs), "0" for none
+-- API    "responses" for the same question as a Responses API body (POST it to /v1/responses;
+--        "store": false, so the load prices the translation, not the response store)
 --
 -- Every request carries `Authorization: Bearer sk-bench-key` (LiteLLM, the optional peer, wants
 -- the sk- prefix) and a JSON content-type. `done` prints
@@ -31,9 +33,16 @@ function init(args)
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   wrk.headers["Authorization"] = "Bearer sk-bench-key"
-  wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a '
-    .. 'helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],'
-    .. '"max_tokens":32,"temperature":0.2' .. (stream and ',"stream":true' or '') .. '}'
+  local streamed = stream and ',"stream":true' or ''
+  if args[4] == "responses" then
+    wrk.body = '{"model":"' .. model .. '","instructions":"You are a helpful assistant.",'
+      .. '"input":"Say hello in one short sentence.","max_output_tokens":32,'
+      .. '"temperature":0.2,"store":false' .. streamed .. '}'
+  else
+    wrk.body = '{"model":"' .. model .. '","messages":[{"role":"system","content":"You are a '
+      .. 'helpful assistant."},{"role":"user","content":"Say hello in one short sentence."}],'
+      .. '"max_tokens":32,"temperature":0.2' .. streamed .. '}'
+  end
 end
 
 function request()

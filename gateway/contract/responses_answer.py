@@ -12,17 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.contract.ids import new_id
+from gateway.contract.ids import new_item_id
 from gateway.contract.responses_request import ResponsesRequest
 
 JSON = dict[str, Any]
 
 # Chat finish reasons that leave a response incomplete, and the reason Responses gives.
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
-
-
-def new_response_id() -> str:
-    return new_id("resp")
 
 
 def status_of(finish_reason: Any) -> tuple[str, JSON | None]:
@@ -139,7 +135,7 @@ def output_of(message: Any, status: str) -> list[JSON]:
         item_status = "incomplete" if status == "incomplete" else "completed"
         output.append(
             message_item(
-                new_id("msg"),
+                new_item_id("msg"),
                 text if isinstance(text, str) else None,
                 refusal if isinstance(refusal, str) else None,
                 item_status,
@@ -152,8 +148,8 @@ def output_of(message: Any, status: str) -> list[JSON]:
         arguments = function.get("arguments")
         output.append(
             call_item(
-                new_id("fc"),
-                str(call.get("id") or new_id("call")),
+                new_item_id("fc"),
+                str(call.get("id") or new_item_id("call")),
                 str(function.get("name") or ""),
                 arguments if isinstance(arguments, str) else "{}",
                 "completed",

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from gateway.contract.ids import new_id
+from gateway.contract.ids import new_item_id
 from gateway.contract.responses_answer import (
     call_item,
     message_item,
@@ -41,7 +41,7 @@ class _Message:
     __slots__ = ("id", "index", "parts")
 
     def __init__(self, index: int) -> None:
-        self.id = new_id("msg")
+        self.id = new_item_id("msg")
         self.index = index
         self.parts: list[JSON] = []  # {"type": ..., field: accumulated text}
 
@@ -50,7 +50,7 @@ class _Call:
     __slots__ = ("arguments", "call_id", "id", "index", "name")
 
     def __init__(self, index: int, call_id: str, name: str) -> None:
-        self.id = new_id("fc")
+        self.id = new_item_id("fc")
         self.index = index
         self.call_id = call_id
         self.name = name
@@ -171,7 +171,7 @@ class ResponseEvents:
             out += self._close_message("completed") + self._close_call()
             current = _Call(
                 len(self._output),
-                str(call.get("id") or new_id("call")),
+                str(call.get("id") or new_item_id("call")),
                 str(function.get("name") or ""),
             )
             self._calls[position] = self._call = current

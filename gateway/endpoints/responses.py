@@ -30,8 +30,8 @@ import structlog
 from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest
 from gateway.contract.errors import DependencyUnavailable, GatewayError, from_upstream
-from gateway.contract.ids import RESPONSE_ID
-from gateway.contract.responses_answer import from_completion, new_response_id, output_items
+from gateway.contract.ids import RESPONSE_ID, new_response_id
+from gateway.contract.responses_answer import from_completion, output_items
 from gateway.contract.responses_native import NativeEvents, chat_usage, native_body
 from gateway.contract.responses_request import ResponsesRequest, chat_body, read_request
 from gateway.contract.responses_stream import ResponseEvents

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from gateway.contract.errors import GatewayError, error_response
+from gateway.contract.ids import CROCKFORD_PAIRS, PAIR_SHIFTS
 from gateway.http.asgi import CONTEXT_KEY, ASGIApp, Message, Receive, RequestContext, Scope, Send
 from gateway.logs import log_access
 
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
 
 REQUEST_ID_PATTERN = "[A-Za-z0-9._:-]{1,128}"  # a client's id is kept only if it is this
 _CLIENT_ID = re.compile(REQUEST_ID_PATTERN.encode())
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Every 10-bit value as two Crockford characters: 13 lookups encode a 128-bit id.
-_PAIRS = [first + second for first in _CROCKFORD for second in _CROCKFORD]
-_SHIFTS = range(120, -10, -10)
 _log = structlog.get_logger("beatra.gateway")
 _random_bits = random.Random().getrandbits
 
@@ -47,8 +44,8 @@ def new_request_id() -> str:
     """``req_`` + 26 chars: a 48-bit millisecond timestamp then 80 random bits, as in a ULID
     (so ids sort by time). The bits come from a fast PRNG: ids must be unique, not secret."""
     value = (time.time_ns() // 1_000_000) << 80 | _random_bits(80)
-    pairs = _PAIRS
-    return "req_" + "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
+    pairs = CROCKFORD_PAIRS
+    return "req_" + "".join([pairs[(value >> shift) & 1023] for shift in PAIR_SHIFTS])
 
 
 class EdgeMiddleware:
