@@ -16,6 +16,7 @@ from gateway.config.settings import Settings
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
+from gateway.endpoints.images import ImagesEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
@@ -36,8 +37,16 @@ from gateway.tasks.runner import TaskRunner
 from gateway.worker_metrics import WorkerMetrics, WorkerSlot
 from providers.base import ChatAdapter
 from providers.embeddings.base import EmbeddingsAdapter
+from providers.images.base import ImagesAdapter
 from providers.music.base import MusicAdapter
-from providers.registry import ADAPTERS, MUSIC_ADAPTERS, build_adapter, build_music_adapter
+from providers.registry import (
+    ADAPTERS,
+    IMAGE_ADAPTERS,
+    MUSIC_ADAPTERS,
+    build_adapter,
+    build_image_adapter,
+    build_music_adapter,
+)
 
 
 class Gateway:
@@ -64,6 +73,11 @@ class Gateway:
             name: build_music_adapter(provider)
             for name, provider in settings.providers.items()
             if provider.kind in MUSIC_ADAPTERS
+        }
+        self.image_adapters: dict[str, ImagesAdapter] = {
+            name: build_image_adapter(provider)
+            for name, provider in settings.providers.items()
+            if provider.kind in IMAGE_ADAPTERS
         }
         rng = random.Random(seed)
         self.stores = build_stores(settings, clock, wall_clock)
@@ -143,6 +157,24 @@ class Gateway:
         uploads = UploadEndpoint(
             keys, self.artifacts, idempotency, settings.storage.max_upload_bytes, self.metrics
         )
+        images = ImagesEndpoint(
+            keys,
+            catalog,
+            PlanRelay(
+                self.image_adapters,
+                settings.relay,
+                self.cooldowns,
+                self.metrics,
+                clock=stores_clock,
+                rng=rng,
+            ),
+            self.image_adapters,
+            artifacts=self.artifacts,
+            limiter=limiter,
+            idempotency=idempotency,
+            metrics=self.metrics,
+            body_limit=body_limit,
+        )
         artifact_api = ArtifactEndpoints(keys, self.artifacts)
         tasks = TaskEndpoints(keys, self.task_store, self.runner)
         self.operations = OperationsEndpoints(
@@ -153,6 +185,7 @@ class Gateway:
             embeddings=embeddings,
             models=models,
             music=music,
+            images=images,
             uploads=uploads,
             artifacts=artifact_api,
             tasks=tasks,
@@ -177,6 +210,8 @@ class Gateway:
                         await adapter.start()
                     for music_adapter in self.music_adapters.values():
                         await music_adapter.start()
+                    for image_adapter in self.image_adapters.values():
+                        await image_adapter.start()
                     await self.artifacts.collect_orphans()
                     if self.worker_metrics is not None:
                         await self.worker_metrics.start()
@@ -196,6 +231,8 @@ class Gateway:
                     await adapter.close()
                 for music_adapter in self.music_adapters.values():
                     await music_adapter.close()
+                for image_adapter in self.image_adapters.values():
+                    await image_adapter.close()
                 await self.stores.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -14,6 +14,7 @@ from gateway.contract.schemas import (
     MODEL_LIST,
 )
 from gateway.contract.schemas_embeddings import EMBEDDINGS_RESPONSE
+from gateway.contract.schemas_images import IMAGES_RESPONSE
 from gateway.contract.schemas_music import (
     ARTIFACT,
     TASK,
@@ -25,12 +26,15 @@ from gateway.contract.schemas_music import (
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
+from gateway.endpoints.images import ImagesEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
 from gateway.http.router import Route
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def _json(schema: dict[str, object]) -> dict[str, object]:
@@ -43,6 +47,7 @@ def route_table(
     embeddings: EmbeddingsEndpoint,
     models: CatalogEndpoints,
     music: MusicEndpoint,
+    images: ImagesEndpoint,
     uploads: UploadEndpoint,
     artifacts: ArtifactEndpoints,
     tasks: TaskEndpoints,
@@ -95,6 +100,15 @@ def route_table(
         ),
         Route(
             "POST",
+            "/v1/images/generations",
+            images,
+            "Create images from a prompt (OpenAI-compatible; b64_json or a gateway URL)",
+            "Images",
+            request_schema=images.request_schema(),
+            responses={200: _json(IMAGES_RESPONSE)},
+        ),
+        Route(
+            "POST",
             "/v1/uploads",
             uploads,
             "Upload one audio file (multipart field 'file', up to 100 MB)",
@@ -119,8 +133,8 @@ def route_table(
             "Download an artifact's bytes (Range supported)",
             "Artifacts",
             responses={
-                200: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
-                206: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                200: {"audio/*": _BINARY, "image/*": _BINARY},
+                206: {"audio/*": _BINARY, "image/*": _BINARY},
             },
         ),
         Route(

@@ -38,6 +38,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from gateway.app import create_app
+from gateway.artifacts.media import IMAGE_TYPES
 from gateway.config.settings import settings_from_dict
 from gateway.contract.errors import ERROR_CODES
 from gateway.contract.openapi import build_openapi
@@ -45,6 +46,7 @@ from gateway.contract.schemas_music import AUDIO_TYPES
 from tests.api.abuse.support import serve
 from tests.conftest import DEV_KEY, TEST_ENV, auth, wait_until
 from tests.fakes.audio import tone_wav
+from tests.fakes.images import image_bytes
 from tests.fakes.server import UvicornServer
 
 MAX_EXAMPLES = int(os.environ.get("BEATRA_FUZZ_EXAMPLES", "30"))
@@ -67,7 +69,7 @@ CHECKS = [
     "allow_header_conformance",
     "positive_data_acceptance",
 ]
-CATALOG = ("auto", "local-chat", "local-music", "local-embed")
+CATALOG = ("auto", "local-chat", "local-music", "local-embed", "local-image")
 # Each check's own expected statuses (schemathesis' defaults), plus 413.
 ACCEPTED = ["2xx", "401", "403", "404", "409", "413", "429", "5xx"]
 REJECTED = [
@@ -105,8 +107,13 @@ def fuzz_config(storage: str) -> dict[str, Any]:
                 "capabilities": ["embeddings"],
                 "dimensions": 256,
             },
+            "local-image": {
+                "provider": "local",
+                "model": "local-image-1",
+                "capabilities": ["image.text", "image.edit"],
+            },
         },
-        "routing": {"auto": ["local-chat", "local-music", "local-embed"]},
+        "routing": {"auto": ["local-chat", "local-music", "local-embed", "local-image"]},
         "tasks": {"poll_initial_s": 0.005, "poll_max_s": 0.02, "max_running": 2},
         "storage": {"path": storage, "max_upload_bytes": 256 * 1024},
         "keys": {"dev": {"key_env": "TEST_DEV_KEY"}, "second": {"key_env": "TEST_SECOND_KEY"}},
@@ -177,7 +184,14 @@ AUDIO_HEADS = {
     "audio/aac": b"\xff\xf1\x50\x80\x02\x1f\xfc",
 }
 assert set(AUDIO_HEADS) == set(AUDIO_TYPES)
-for media, head in AUDIO_HEADS.items():
+# And of each image type: a whole small image (the header's dimensions are read and checked).
+IMAGE_HEADS = {
+    "image/png": image_bytes("PNG"),
+    "image/jpeg": image_bytes("JPEG"),
+    "image/webp": image_bytes("WEBP"),
+}
+assert set(IMAGE_HEADS) == set(IMAGE_TYPES)
+for media, head in {**AUDIO_HEADS, **IMAGE_HEADS}.items():
     schemathesis.openapi.media_type(media, st.binary(max_size=32).map(head.__add__))
 
 
@@ -188,7 +202,12 @@ def _request_validator(method: str, path: str) -> jsonschema.Draft202012Validato
 
 BODY_VALIDATORS = {
     path: _request_validator("post", path)
-    for path in ("/v1/chat/completions", "/v1/music/generations", "/v1/embeddings")
+    for path in (
+        "/v1/chat/completions",
+        "/v1/music/generations",
+        "/v1/embeddings",
+        "/v1/images/generations",
+    )
 }
 
 
@@ -256,6 +275,7 @@ VALID: dict[str, dict[str, Any]] = {
     "/v1/chat/completions": {"model": "local-chat", "messages": [{"role": "user", "content": "x"}]},
     "/v1/music/generations": {"model": "local-music", "prompt": "piano", "duration_seconds": 1},
     "/v1/embeddings": {"model": "local-embed", "input": ["a", "b"]},
+    "/v1/images/generations": {"model": "local-image", "prompt": "a red sun", "size": "256x256"},
 }
 
 
