@@ -1,12 +1,14 @@
-"""``POST /v1/uploads``: one audio file, multipart, streamed to disk with a byte counter.
+"""``POST /v1/uploads``: one audio or image file, multipart, streamed to disk with a byte counter.
 
 The body is parsed as it arrives (python-multipart's streaming parser) and the file part is
 written block by block to a temporary file, so a 100 MB upload never sits in memory. Two
 counters bound it: the file part may be at most the upload limit, and the whole body (preamble,
 boundaries, part headers, other parts, epilogue) at most the limit plus
 ``MULTIPART_SLACK_BYTES``. Either is refused with 413 the moment it passes (or at once, from a
-declared ``Content-Length``), bytes that are not audio with 415 as soon as the first bytes are
-in, and on every failure the temporary file is removed: nothing half-written is left behind.
+declared ``Content-Length``), bytes that are neither audio nor PNG, JPEG or WebP with 415 as soon
+as the first bytes are in, an image whose header declares more than ``MAX_INPUT_PIXELS`` with 413
+as soon as its header is in (a decompression bomb is never decoded, here or later), and on every
+failure the temporary file is removed: nothing half-written is left behind.
 
 ``Idempotency-Key`` applies: the fingerprint is the file's sha256 and name, known once the bytes
 are in, so a replay still receives the body and then answers with the stored response.
@@ -22,7 +24,13 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway.artifacts.files import Artifacts, PendingFile, public_artifact
-from gateway.artifacts.media import SNIFF_BYTES, sniff_audio
+from gateway.artifacts.media import (
+    IMAGE_HEAD_BYTES,
+    SNIFF_BYTES,
+    image_dimensions,
+    sniff_audio,
+    sniff_image,
+)
 from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError, invalid
 from gateway.http.asgi import Request
@@ -30,6 +38,7 @@ from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
 from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
+from providers.images.base import MAX_INPUT_PIXELS
 
 FILE_FIELD = b"file"
 MAX_PART_HEADER_BYTES = 16 * 1024
@@ -127,6 +136,19 @@ def _boundary(request: Request) -> bytes:
     return boundary
 
 
+def check_pixels(size: tuple[int, int], field: str) -> None:
+    """413 for an image whose header declares more than ``MAX_INPUT_PIXELS`` (or nothing)."""
+    width, height = size
+    if width * height > MAX_INPUT_PIXELS:
+        raise GatewayError(
+            "payload_too_large",
+            f"The image in {field!r} declares {width}x{height} pixels;"
+            f" at most {MAX_INPUT_PIXELS} pixels are accepted.",
+        )
+    if not width or not height:
+        raise invalid([{"field": field, "issue": "the image declares no pixels"}])
+
+
 class _Upload:
     """One upload in progress: the file part goes to ``pending``; the rest is checked."""
 
@@ -140,6 +162,7 @@ class _Upload:
         self._in_file = False
         self._files_seen = 0
         self._field_bytes = 0
+        self._sized = False  # an image: its header's dimensions were checked
         self.done = False
 
     async def handle(self, kind: str, data: bytes, part: _Part) -> None:
@@ -171,22 +194,38 @@ class _Upload:
             raise GatewayError(
                 "payload_too_large", f"The file exceeds the upload limit of {self._limit} bytes."
             )
-        if self.content_type is None:
-            self._head += data[: SNIFF_BYTES - len(self._head)]
+        if self.content_type is None or not self._sized:
+            self._head += data[: IMAGE_HEAD_BYTES - len(self._head)]
             self._sniff(final=False)
         await self.pending.write(data)
 
     def _sniff(self, *, final: bool) -> None:
-        if self.content_type is not None or (len(self._head) < SNIFF_BYTES and not final):
-            return
-        if not self._head:
-            raise invalid([{"field": "file", "issue": "the file is empty"}])
-        self.content_type = sniff_audio(self._head)
         if self.content_type is None:
-            raise GatewayError(
-                "unsupported_media_type",
-                "The file is not a supported audio format (WAV, MP3, FLAC, OGG, AIFF, M4A/AAC).",
-            )
+            if len(self._head) < SNIFF_BYTES and not final:
+                return
+            if not self._head:
+                raise invalid([{"field": "file", "issue": "the file is empty"}])
+            self.content_type = sniff_audio(self._head) or sniff_image(self._head)
+            self._sized = not self.content_type or not self.content_type.startswith("image/")
+            if self.content_type is None:
+                raise GatewayError(
+                    "unsupported_media_type",
+                    "The file is not a supported audio format (WAV, MP3, FLAC, OGG, AIFF,"
+                    " M4A/AAC) or image format (PNG, JPEG, WebP).",
+                )
+        if not self._sized:
+            self._check_pixels(final)
+
+    def _check_pixels(self, final: bool) -> None:
+        """An image's declared size, refused over the pixel limit before it is decoded."""
+        assert self.content_type is not None
+        size = image_dimensions(self._head, self.content_type)
+        if size is None:
+            if final or len(self._head) >= IMAGE_HEAD_BYTES:
+                raise invalid([{"field": "file", "issue": "the image's header is unreadable"}])
+            return
+        self._sized = True
+        check_pixels(size, "file")
 
 
 class PreparedUpload(Prepared):
