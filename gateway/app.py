@@ -16,7 +16,7 @@ from gateway.config.settings import Settings
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
-from gateway.endpoints.images import ImagesEndpoint
+from gateway.endpoints.images import MAX_EDIT_BYTES, ImageEditsEndpoint, ImagesEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
@@ -186,6 +186,9 @@ class Gateway:
             models=models,
             music=music,
             images=images,
+            image_edits=ImageEditsEndpoint(
+                keys, idempotency, images, min(settings.storage.max_upload_bytes, MAX_EDIT_BYTES)
+            ),
             uploads=uploads,
             artifacts=artifact_api,
             tasks=tasks,

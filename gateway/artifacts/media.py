@@ -9,12 +9,16 @@ let through to the provider, which then rejects it; everything else is recognise
 width and height from its header alone (PNG's IHDR, WebP's VP8/VP8L/VP8X header, JPEG's first
 SOF marker), so a decompression bomb (a small file declaring billions of pixels) is refused
 before anything decodes it. PNG and WebP say their size in the first ``SNIFF_BYTES``; a JPEG's
-SOF may follow metadata, so up to ``IMAGE_HEAD_BYTES`` are searched.
+SOF may follow metadata, so up to ``IMAGE_HEAD_BYTES`` are searched. ``check_pixels`` refuses
+a declared size over ``MAX_INPUT_PIXELS`` (413) or of no pixels (400).
 """
 
 from __future__ import annotations
 
 import struct
+
+from gateway.contract.errors import GatewayError, invalid
+from providers.images.base import MAX_INPUT_PIXELS
 
 SNIFF_BYTES = 64
 IMAGE_HEAD_BYTES = 256 * 1024
@@ -132,3 +136,16 @@ def image_dimensions(head: bytes, content_type: str) -> tuple[int, int] | None:
     if content_type == "image/webp":
         return _webp_dimensions(head)
     return _jpeg_dimensions(head)
+
+
+def check_pixels(size: tuple[int, int], field: str) -> None:
+    """413 for an image whose header declares more than ``MAX_INPUT_PIXELS`` (or nothing)."""
+    width, height = size
+    if width * height > MAX_INPUT_PIXELS:
+        raise GatewayError(
+            "payload_too_large",
+            f"The image in {field!r} declares {width}x{height} pixels;"
+            f" at most {MAX_INPUT_PIXELS} pixels are accepted.",
+        )
+    if not width or not height:
+        raise invalid([{"field": field, "issue": "the image declares no pixels"}])

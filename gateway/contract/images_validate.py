@@ -10,7 +10,6 @@ field, never a silent ignore.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -78,18 +77,30 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _form_number(text: str, integer: bool) -> int | float | str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    if integer:
+        return int(value) if value.is_integer() and abs(value) < 2**63 else text
+    return value
+
+
 def from_form(fields: Mapping[str, str]) -> dict[str, Any]:
-    """An edit's text fields as the JSON values ``validate_image`` reads (integers and
-    ``strength`` parsed; an unreadable one is left as text, which the validator refuses)."""
-    body: dict[str, Any] = dict(fields)
-    for name in (*INTEGERS, "strength"):
-        text = fields.get(name)
-        if text is None:
-            continue
-        with contextlib.suppress(ValueError):
-            body[name] = float(text) if name == "strength" else int(text)
-    if fields.get("stream") in ("false", "true"):
-        body["stream"] = fields["stream"] == "true"
+    """An edit's text fields as the JSON values ``validate_image`` reads: numbers parsed, the
+    text ``null`` as a null (but in ``prompt``), ``true``/``false`` as booleans for ``stream``;
+    an unreadable value is left as text, which the validator refuses naming the field."""
+    body: dict[str, Any] = {}
+    for name, text in fields.items():
+        if text == "null" and name != "prompt":
+            body[name] = None
+        elif name in INTEGERS or name == "strength":
+            body[name] = _form_number(text, name != "strength")
+        elif name == "stream" and text in ("true", "false"):
+            body[name] = text == "true"
+        else:
+            body[name] = text
     return body
 
 
@@ -107,7 +118,8 @@ def validate_image(body: dict[str, Any], *, edit: bool) -> ImageAsk:
     if not isinstance(model, str) or not model:
         bad("model", 'a model id or "auto"')
     prompt = body.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    # An edit's prompt may be blank (the input restyled alone); a generation needs words.
+    if not isinstance(prompt, str) or not (prompt.strip() or edit):
         bad("prompt", "required, a non-empty string")
     elif len(prompt) > MAX_PROMPT_CHARS:
         bad("prompt", f"at most {MAX_PROMPT_CHARS} characters")

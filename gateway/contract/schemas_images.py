@@ -50,6 +50,7 @@ IMAGES_REQUEST: Schema = {
             "minLength": 1,
             "maxLength": MAX_PROMPT_CHARS,
             "pattern": NOT_ONLY_SPACE,
+            "examples": ["a red sun over blue mountains at sunset"],
         },
         "n": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_N, "default": 1},
         "size": {
@@ -160,3 +161,49 @@ def images_request_schema(
             absent = {"not": {"required": ["model"], "properties": {"model": {"type": "string"}}}}
             rules.append({"if": absent, "then": then})
     return {**IMAGES_REQUEST, "allOf": rules}
+
+
+_BINARY: Schema = {"type": "string", "format": "binary"}
+_EDIT_ONLY: Schema = {
+    "strength": {
+        "type": ["number", "null"],
+        "minimum": 0,
+        "maximum": 1,
+        "description": "How far from the input: 0 keeps it, 1 follows the prompt.",
+    },
+    "image_artifact_id": {
+        "type": ["string", "null"],
+        "minLength": 1,
+        "description": "An uploaded image of this key, instead of an image part.",
+    },
+}
+EDITS_REQUEST: Schema = {
+    **IMAGES_REQUEST,
+    "properties": {
+        **{k: v for k, v in IMAGES_REQUEST["properties"].items() if k not in ("stream",)},
+        "prompt": {
+            "type": "string",
+            "maxLength": MAX_PROMPT_CHARS,
+            "description": "May be blank: the input is then restyled in a palette of its own.",
+        },
+        "image": {**_BINARY, "description": "The image to edit (repeat the part, or send "
+                  "image[] parts, for up to 16; further images lend their colours)."},
+        "mask": {**_BINARY, "description": "Transparent pixels are edited, opaque ones kept."},
+        **_EDIT_ONLY,
+    },
+    # image_artifact_id may stand in for the image part; the schema, which cannot say "one of
+    # the two" in a form the fuzzers respect, names the part as the way to send it.
+    "required": ["prompt", "image"],
+}  # fmt: skip
+# Each file part's types: the gateway recognises them by their first bytes; others are 415.
+EDITS_ENCODING: Schema = {
+    "image": {"contentType": "image/png, image/jpeg, image/webp"},
+    "mask": {"contentType": "image/png, image/webp"},
+}
+
+
+def edits_request_schema(catalog: Catalog, adapters: Mapping[str, ImagesAdapter]) -> Schema:
+    """``EDITS_REQUEST`` with each model name's rules (capability ``image.edit``)."""
+    rules = images_request_schema(catalog, adapters, "image.edit")["allOf"]
+    rules = rules[len(IMAGES_REQUEST["allOf"]) :]
+    return {**EDITS_REQUEST, "allOf": [*EDITS_REQUEST["allOf"], *rules]}

@@ -14,7 +14,7 @@ from gateway.contract.schemas import (
     MODEL_LIST,
 )
 from gateway.contract.schemas_embeddings import EMBEDDINGS_RESPONSE
-from gateway.contract.schemas_images import IMAGES_RESPONSE
+from gateway.contract.schemas_images import EDITS_ENCODING, IMAGES_RESPONSE
 from gateway.contract.schemas_music import (
     ARTIFACT,
     TASK,
@@ -26,7 +26,7 @@ from gateway.contract.schemas_music import (
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
-from gateway.endpoints.images import ImagesEndpoint
+from gateway.endpoints.images import ImageEditsEndpoint, ImagesEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
@@ -48,6 +48,7 @@ def route_table(
     models: CatalogEndpoints,
     music: MusicEndpoint,
     images: ImagesEndpoint,
+    image_edits: ImageEditsEndpoint,
     uploads: UploadEndpoint,
     artifacts: ArtifactEndpoints,
     tasks: TaskEndpoints,
@@ -109,9 +110,20 @@ def route_table(
         ),
         Route(
             "POST",
+            "/v1/images/edits",
+            image_edits,
+            "Edit images after a prompt (OpenAI-compatible multipart; or image_artifact_id)",
+            "Images",
+            request_schema=image_edits.request_schema(),
+            request_media="multipart/form-data",
+            request_encoding=EDITS_ENCODING,
+            responses={200: _json(IMAGES_RESPONSE)},
+        ),
+        Route(
+            "POST",
             "/v1/uploads",
             uploads,
-            "Upload one audio file (multipart field 'file', up to 100 MB)",
+            "Upload one audio or image file (multipart field 'file', up to 100 MB)",
             "Uploads",
             request_schema=UPLOAD_REQUEST,
             request_media="multipart/form-data",
