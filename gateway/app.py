@@ -17,6 +17,7 @@ from gateway.config.settings import Settings
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
+from gateway.endpoints.images import MAX_EDIT_BYTES, ImageEditsEndpoint, ImagesEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
@@ -40,8 +41,16 @@ from gateway.telemetry import build_tracing
 from gateway.worker_metrics import WorkerMetrics, WorkerSlot
 from providers.base import ChatAdapter
 from providers.embeddings.base import EmbeddingsAdapter
+from providers.images.base import ImagesAdapter
 from providers.music.base import MusicAdapter
-from providers.registry import ADAPTERS, MUSIC_ADAPTERS, build_adapter, build_music_adapter
+from providers.registry import (
+    ADAPTERS,
+    IMAGE_ADAPTERS,
+    MUSIC_ADAPTERS,
+    build_adapter,
+    build_image_adapter,
+    build_music_adapter,
+)
 
 
 class Gateway:
@@ -68,6 +77,11 @@ class Gateway:
             name: build_music_adapter(provider)
             for name, provider in settings.providers.items()
             if provider.kind in MUSIC_ADAPTERS
+        }
+        self.image_adapters: dict[str, ImagesAdapter] = {
+            name: build_image_adapter(provider)
+            for name, provider in settings.providers.items()
+            if provider.kind in IMAGE_ADAPTERS
         }
         rng = random.Random(seed)
         # Traces, when [telemetry] names an OTLP endpoint; None costs the request path nothing.
@@ -168,6 +182,24 @@ class Gateway:
         uploads = UploadEndpoint(
             keys, self.artifacts, idempotency, settings.storage.max_upload_bytes, self.metrics
         )
+        images = ImagesEndpoint(
+            keys,
+            catalog,
+            PlanRelay(
+                self.image_adapters,
+                settings.relay,
+                self.cooldowns,
+                self.metrics,
+                clock=stores_clock,
+                rng=rng,
+            ),
+            self.image_adapters,
+            artifacts=self.artifacts,
+            limiter=limiter,
+            idempotency=idempotency,
+            metrics=self.metrics,
+            body_limit=body_limit,
+        )
         artifact_api = ArtifactEndpoints(keys, self.artifacts)
         tasks = TaskEndpoints(keys, self.task_store, self.runner)
         self.operations = OperationsEndpoints(
@@ -180,6 +212,10 @@ class Gateway:
             stored_responses=StoredResponseEndpoints(keys, self.stores.responses),
             models=models,
             music=music,
+            images=images,
+            image_edits=ImageEditsEndpoint(
+                keys, idempotency, images, min(settings.storage.max_upload_bytes, MAX_EDIT_BYTES)
+            ),
             uploads=uploads,
             artifacts=artifact_api,
             tasks=tasks,
@@ -204,6 +240,8 @@ class Gateway:
                         await adapter.start()
                     for music_adapter in self.music_adapters.values():
                         await music_adapter.start()
+                    for image_adapter in self.image_adapters.values():
+                        await image_adapter.start()
                     await self.artifacts.collect_orphans()
                     if self.worker_metrics is not None:
                         await self.worker_metrics.start()
@@ -223,6 +261,8 @@ class Gateway:
                     await adapter.close()
                 for music_adapter in self.music_adapters.values():
                     await music_adapter.close()
+                for image_adapter in self.image_adapters.values():
+                    await image_adapter.close()
                 await self.stores.close()
                 if self.tracing is not None:
                     await asyncio.to_thread(self.tracing.close)  # flushes the last spans

@@ -159,6 +159,12 @@ class Metrics:
         self.tasks_running = Gauge(
             "beatra_tasks_running", "Tasks the runner is driving at a provider.", registry=r
         )
+        self.images = Counter(
+            "beatra_images",
+            "Images made, by catalog model and kind (generation, edit).",
+            ["model", "kind"],
+            registry=r,
+        )
         self.artifact_bytes = Counter(
             "beatra_artifact_bytes",
             "Bytes stored as artifacts, by kind (upload, output).",

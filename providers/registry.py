@@ -1,8 +1,9 @@
 """The adapter registries: the configuration's provider ``kind`` string -> adapter class.
 
-A kind may appear in both (``local`` serves chat and music); a provider of that kind gets one
-adapter of each. Embeddings are served by the chat adapter of the kinds in ``EMBEDDING_KINDS``
-(it implements ``providers.embeddings.base.EmbeddingsAdapter`` too, on the same connections).
+A kind may appear in several (``local`` serves chat, music and images); a provider of that
+kind gets one adapter of each. Embeddings are served by the chat adapter of the kinds in
+``EMBEDDING_KINDS`` (it implements ``providers.embeddings.base.EmbeddingsAdapter`` too, on the
+same connections).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from providers.base import ChatAdapter, ProviderSettings
 from providers.chat.anthropic import AnthropicAdapter
 from providers.chat.local import LocalAdapter
 from providers.chat.openai_compat import OpenAICompatAdapter
+from providers.images.base import ImagesAdapter
+from providers.images.local import LocalImagesAdapter
 from providers.music.base import MusicAdapter
 from providers.music.fal import FalMusicAdapter
 from providers.music.local import LocalMusicAdapter
@@ -54,9 +57,22 @@ MUSIC_ADAPTERS: dict[str, MusicAdapterClass] = {
 }
 
 
+class ImagesAdapterClass(AdapterClass, Protocol):
+    def __call__(self, settings: ProviderSettings) -> ImagesAdapter: ...
+
+
+IMAGE_ADAPTERS: dict[str, ImagesAdapterClass] = {
+    LocalImagesAdapter.kind: LocalImagesAdapter,
+}
+
+
 def adapter_classes(kind: str) -> tuple[AdapterClass, ...]:
-    """The adapter classes of a provider kind: one for chat, one for music, or both."""
-    found: list[AdapterClass | None] = [ADAPTERS.get(kind), MUSIC_ADAPTERS.get(kind)]
+    """The adapter classes of a provider kind: one each for chat, music and images it serves."""
+    found: list[AdapterClass | None] = [
+        ADAPTERS.get(kind),
+        MUSIC_ADAPTERS.get(kind),
+        IMAGE_ADAPTERS.get(kind),
+    ]
     return tuple(adapter for adapter in found if adapter is not None)
 
 
@@ -66,3 +82,7 @@ def build_adapter(settings: ProviderSettings) -> ChatAdapter:
 
 def build_music_adapter(settings: ProviderSettings) -> MusicAdapter:
     return MUSIC_ADAPTERS[settings.kind](settings)
+
+
+def build_image_adapter(settings: ProviderSettings) -> ImagesAdapter:
+    return IMAGE_ADAPTERS[settings.kind](settings)

@@ -1,14 +1,30 @@
-"""Recognising audio by its bytes: an upload's declared type is never trusted.
+"""Recognising audio and images by their bytes: an upload's declared type is never trusted.
 
 ``sniff_audio`` looks at the first bytes of a file (``SNIFF_BYTES`` are enough for every format
 here) and names its media type, or None when the bytes are not a recognised audio container.
 MP4 brands are accepted as ``audio/mp4`` without parsing the movie box, so an MP4 with video is
 let through to the provider, which then rejects it; everything else is recognised exactly.
+
+``sniff_image`` does the same for PNG, JPEG and WebP, and ``image_dimensions`` reads an image's
+width and height from its header alone (PNG's IHDR, WebP's VP8/VP8L/VP8X header, JPEG's first
+SOF marker), so a decompression bomb (a small file declaring billions of pixels) is refused
+before anything decodes it. PNG and WebP say their size in the first ``SNIFF_BYTES``; a JPEG's
+SOF may follow metadata, so up to ``IMAGE_HEAD_BYTES`` are searched. ``check_pixels`` refuses
+a declared size over ``MAX_INPUT_PIXELS`` (413) or of no pixels (400).
 """
 
 from __future__ import annotations
 
+import struct
+
+from gateway.contract.errors import GatewayError, invalid
+from providers.images.base import MAX_INPUT_PIXELS
+
 SNIFF_BYTES = 64
+IMAGE_HEAD_BYTES = 256 * 1024
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
+# JPEG markers that start a frame (SOF0-SOF15 but DHT C4, JPG C8 and DAC CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 _MP4_AUDIO_BRANDS = frozenset(
     {b"M4A ", b"M4B ", b"M4P ", b"F4A ", b"mp42", b"mp41", b"isom", b"iso2"}
@@ -61,3 +77,75 @@ EXTENSIONS = {
     "audio/mp4": "m4a",
     "audio/aac": "aac",
 }
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image media type of a file starting with ``head``, or None."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if head[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _jpeg_dimensions(head: bytes) -> tuple[int, int] | None:
+    at = 2
+    while at + 9 <= len(head):
+        if head[at] != 0xFF:
+            return None
+        marker = head[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            at += 2
+            continue
+        (length,) = struct.unpack(">H", head[at + 2 : at + 4])
+        if marker in _SOF:
+            height, width = struct.unpack(">HH", head[at + 5 : at + 9])
+            return width, height
+        at += 2 + length
+    return None
+
+
+def _webp_dimensions(head: bytes) -> tuple[int, int] | None:
+    chunk = head[12:16]
+    if chunk == b"VP8X" and len(head) >= 30:
+        width = int.from_bytes(head[24:27], "little") + 1
+        height = int.from_bytes(head[27:30], "little") + 1
+        return width, height
+    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", head[26:30])
+        return width & 0x3FFF, height & 0x3FFF
+    return None
+
+
+def image_dimensions(head: bytes, content_type: str) -> tuple[int, int] | None:
+    """Width and height from the header of an image of ``content_type`` (from ``sniff_image``),
+    or None when ``head`` does not (yet) hold them."""
+    if content_type == "image/png":
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            return None
+        width, height = struct.unpack(">II", head[16:24])
+        return width, height
+    if content_type == "image/webp":
+        return _webp_dimensions(head)
+    return _jpeg_dimensions(head)
+
+
+def check_pixels(size: tuple[int, int], field: str) -> None:
+    """413 for an image whose header declares more than ``MAX_INPUT_PIXELS`` (or nothing)."""
+    width, height = size
+    if width * height > MAX_INPUT_PIXELS:
+        raise GatewayError(
+            "payload_too_large",
+            f"The image in {field!r} declares {width}x{height} pixels;"
+            f" at most {MAX_INPUT_PIXELS} pixels are accepted.",
+        )
+    if not width or not height:
+        raise invalid([{"field": field, "issue": "the image declares no pixels"}])

@@ -15,11 +15,20 @@ from typing import Any
 
 from gateway.config.reader import ConfigError, Table, child_path
 from providers.base import ProviderSettings
-from providers.registry import ADAPTERS, EMBEDDING_KINDS, MUSIC_ADAPTERS
+from providers.registry import ADAPTERS, EMBEDDING_KINDS, IMAGE_ADAPTERS, MUSIC_ADAPTERS
 
-CAPABILITIES = ("chat", "chat.stream", "embeddings", "music.text", "music.reference_audio")
+CAPABILITIES = (
+    "chat",
+    "chat.stream",
+    "embeddings",
+    "music.text",
+    "music.reference_audio",
+    "image.text",
+    "image.edit",
+)
 CHAT_CAPABILITIES = frozenset({"chat", "chat.stream"})
 MUSIC_CAPABILITIES = frozenset({"music.text", "music.reference_audio"})
+IMAGE_CAPABILITIES = frozenset({"image.text", "image.edit"})
 MODEL_STATUSES = ("available", "preview")
 AUTO_MODEL = "auto"
 
@@ -181,6 +190,10 @@ def _check_adapters_serve(
         if MUSIC_CAPABILITIES.intersection(capabilities) and kind not in MUSIC_ADAPTERS:
             raise ConfigError(
                 table.at("capabilities"), f'provider kind "{kind}" does not serve music'
+            )
+        if IMAGE_CAPABILITIES.intersection(capabilities) and kind not in IMAGE_ADAPTERS:
+            raise ConfigError(
+                table.at("capabilities"), f'provider kind "{kind}" does not serve images'
             )
 
 

@@ -231,6 +231,8 @@ MODEL: Schema = {
                     "embeddings",
                     "music.text",
                     "music.reference_audio",
+                    "image.text",
+                    "image.edit",
                 ],
             },
         },

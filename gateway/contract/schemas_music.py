@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.artifacts.media import EXTENSIONS
+from gateway.artifacts.media import EXTENSIONS, IMAGE_TYPES
 from gateway.contract.ids import TASK_ID
 from gateway.contract.music_validate import (
     DEFAULT_DURATION_S,
@@ -172,13 +172,14 @@ UPLOAD_REQUEST: Schema = {
         "file": {
             "type": "string",
             "format": "binary",
-            "description": "One audio file (WAV, MP3, FLAC, OGG, AIFF, M4A/AAC), up to 100 MB.",
+            "description": "One audio file (WAV, MP3, FLAC, OGG, AIFF, M4A/AAC) or image (PNG,"
+            " JPEG, WebP; at most 64 megapixels), up to 100 MB.",
         }
     },
 }
 
 # The types the gateway recognises by their first bytes; any other file is 415.
-UPLOAD_ENCODING: Schema = {"file": {"contentType": ", ".join(AUDIO_TYPES)}}
+UPLOAD_ENCODING: Schema = {"file": {"contentType": ", ".join((*AUDIO_TYPES, *IMAGE_TYPES))}}
 
 TASK_QUERY: list[Schema] = [
     {"name": "status", "in": "query", "required": False, "schema": TASK["properties"]["status"]},

@@ -14,6 +14,7 @@ from gateway.contract.schemas import (
     MODEL_LIST,
 )
 from gateway.contract.schemas_embeddings import EMBEDDINGS_RESPONSE
+from gateway.contract.schemas_images import EDITS_ENCODING, IMAGES_RESPONSE
 from gateway.contract.schemas_music import (
     ARTIFACT,
     TASK,
@@ -30,6 +31,7 @@ from gateway.contract.schemas_responses import (
 from gateway.endpoints.artifacts import ArtifactEndpoints
 from gateway.endpoints.chat import ChatEndpoint
 from gateway.endpoints.embeddings import EmbeddingsEndpoint
+from gateway.endpoints.images import ImageEditsEndpoint, ImagesEndpoint
 from gateway.endpoints.models import CatalogEndpoints
 from gateway.endpoints.music import MusicEndpoint
 from gateway.endpoints.operations import OperationsEndpoints
@@ -38,6 +40,8 @@ from gateway.endpoints.responses_stored import StoredResponseEndpoints
 from gateway.endpoints.tasks import TaskEndpoints
 from gateway.endpoints.uploads import UploadEndpoint
 from gateway.http.router import Route
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def _json(schema: dict[str, object]) -> dict[str, object]:
@@ -52,6 +56,8 @@ def route_table(
     stored_responses: StoredResponseEndpoints,
     models: CatalogEndpoints,
     music: MusicEndpoint,
+    images: ImagesEndpoint,
+    image_edits: ImageEditsEndpoint,
     uploads: UploadEndpoint,
     artifacts: ArtifactEndpoints,
     tasks: TaskEndpoints,
@@ -130,9 +136,29 @@ def route_table(
         ),
         Route(
             "POST",
+            "/v1/images/generations",
+            images,
+            "Create images from a prompt (OpenAI-compatible; b64_json or a gateway URL)",
+            "Images",
+            request_schema=images.request_schema(),
+            responses={200: _json(IMAGES_RESPONSE)},
+        ),
+        Route(
+            "POST",
+            "/v1/images/edits",
+            image_edits,
+            "Edit images after a prompt (OpenAI-compatible multipart; or image_artifact_id)",
+            "Images",
+            request_schema=image_edits.request_schema(),
+            request_media="multipart/form-data",
+            request_encoding=EDITS_ENCODING,
+            responses={200: _json(IMAGES_RESPONSE)},
+        ),
+        Route(
+            "POST",
             "/v1/uploads",
             uploads,
-            "Upload one audio file (multipart field 'file', up to 100 MB)",
+            "Upload one audio or image file (multipart field 'file', up to 100 MB)",
             "Uploads",
             request_schema=UPLOAD_REQUEST,
             request_media="multipart/form-data",
@@ -154,8 +180,8 @@ def route_table(
             "Download an artifact's bytes (Range supported)",
             "Artifacts",
             responses={
-                200: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
-                206: {"audio/*": {"schema": {"type": "string", "format": "binary"}}},
+                200: {"audio/*": _BINARY, "image/*": _BINARY},
+                206: {"audio/*": _BINARY, "image/*": _BINARY},
             },
         ),
         Route(

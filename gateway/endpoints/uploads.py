@@ -1,12 +1,14 @@
-"""``POST /v1/uploads``: one audio file, multipart, streamed to disk with a byte counter.
+"""``POST /v1/uploads``: one audio or image file, multipart, streamed to disk with a byte counter.
 
 The body is parsed as it arrives (python-multipart's streaming parser) and the file part is
 written block by block to a temporary file, so a 100 MB upload never sits in memory. Two
 counters bound it: the file part may be at most the upload limit, and the whole body (preamble,
 boundaries, part headers, other parts, epilogue) at most the limit plus
 ``MULTIPART_SLACK_BYTES``. Either is refused with 413 the moment it passes (or at once, from a
-declared ``Content-Length``), bytes that are not audio with 415 as soon as the first bytes are
-in, and on every failure the temporary file is removed: nothing half-written is left behind.
+declared ``Content-Length``), bytes that are neither audio nor PNG, JPEG or WebP with 415 as soon
+as the first bytes are in, an image whose header declares more than ``MAX_INPUT_PIXELS`` with 413
+as soon as its header is in (a decompression bomb is never decoded, here or later), and on every
+failure the temporary file is removed: nothing half-written is left behind.
 
 ``Idempotency-Key`` applies: the fingerprint is the file's sha256 and name, known once the bytes
 are in, so a replay still receives the body and then answers with the stored response.
@@ -16,23 +18,28 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
 
 from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 
 from gateway.artifacts.files import Artifacts, PendingFile, public_artifact
-from gateway.artifacts.media import SNIFF_BYTES, sniff_audio
+from gateway.artifacts.media import (
+    IMAGE_HEAD_BYTES,
+    SNIFF_BYTES,
+    check_pixels,
+    image_dimensions,
+    sniff_audio,
+    sniff_image,
+)
 from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError, invalid
 from gateway.http.asgi import Request
+from gateway.http.multipart import FormReader, Part, boundary
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
 from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 
 FILE_FIELD = b"file"
-MAX_PART_HEADER_BYTES = 16 * 1024
 MAX_FORM_FIELD_BYTES = 64 * 1024  # other (text) fields are accepted and ignored, within this
 # What the whole body may carry beyond the file: boundaries, part headers and small fields
 # (about 200 bytes from any SDK). The parser skips bytes outside the parts (an epilogue, blank
@@ -49,82 +56,8 @@ def clean_filename(raw: bytes) -> str:
     return name[:MAX_FILENAME_CHARS] or "upload"
 
 
-@dataclass
-class _Part:
-    header_bytes: int = 0
-    headers: dict[bytes, bytes] = field(default_factory=dict)
-    name: bytes | None = None
-    filename: bytes | None = None
-    field: bytes = b""
-    value: bytes = b""
-
-
-class _FormReader:
-    """Turns the parser's synchronous callbacks into a queue of events the endpoint awaits."""
-
-    def __init__(self, boundary: bytes) -> None:
-        self.events: list[tuple[str, bytes, _Part]] = []
-        self.part = _Part()
-        self.parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": self._header_field,
-                "on_header_value": self._header_value,
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-                "on_end": self._end,
-            },
-        )
-
-    def _part_begin(self) -> None:
-        self.part = _Part()
-
-    def _count_header(self, size: int) -> None:
-        self.part.header_bytes += size
-        if self.part.header_bytes > MAX_PART_HEADER_BYTES:
-            raise GatewayError("payload_too_large", "A multipart part header is too large.")
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._count_header(end - start)
-        self.part.field += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._count_header(end - start)
-        self.part.value += data[start:end]
-
-    def _header_end(self) -> None:
-        self.part.headers[self.part.field.strip().lower()] = self.part.value.strip()
-        self.part.field = self.part.value = b""
-
-    def _headers_finished(self) -> None:
-        _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
-        self.part.name = options.get(b"name")
-        self.part.filename = options.get(b"filename")
-        self.events.append(("begin", b"", self.part))
-
-    def _part_data(self, data: bytes, start: int, end: int) -> None:
-        self.events.append(("data", data[start:end], self.part))
-
-    def _part_end(self) -> None:
-        self.events.append(("end", b"", self.part))
-
-    def _end(self) -> None:
-        self.events.append(("done", b"", self.part))
-
-
 def _boundary(request: Request) -> bytes:
-    content_type = request.header(b"content-type") or b""
-    media, options = parse_options_header(content_type)
-    boundary = options.get(b"boundary")
-    if media != b"multipart/form-data" or not boundary or len(boundary) > 200:
-        raise GatewayError(
-            "unsupported_media_type",
-            "Content-Type must be multipart/form-data with a boundary, the file in field 'file'.",
-        )
-    return boundary
+    return boundary(request, "the file in field 'file'")
 
 
 class _Upload:
@@ -140,9 +73,10 @@ class _Upload:
         self._in_file = False
         self._files_seen = 0
         self._field_bytes = 0
+        self._sized = False  # an image: its header's dimensions were checked
         self.done = False
 
-    async def handle(self, kind: str, data: bytes, part: _Part) -> None:
+    async def handle(self, kind: str, data: bytes, part: Part) -> None:
         if kind == "begin":
             self._in_file = part.name == FILE_FIELD
             if self._in_file:
@@ -171,22 +105,38 @@ class _Upload:
             raise GatewayError(
                 "payload_too_large", f"The file exceeds the upload limit of {self._limit} bytes."
             )
-        if self.content_type is None:
-            self._head += data[: SNIFF_BYTES - len(self._head)]
+        if self.content_type is None or not self._sized:
+            self._head += data[: IMAGE_HEAD_BYTES - len(self._head)]
             self._sniff(final=False)
         await self.pending.write(data)
 
     def _sniff(self, *, final: bool) -> None:
-        if self.content_type is not None or (len(self._head) < SNIFF_BYTES and not final):
-            return
-        if not self._head:
-            raise invalid([{"field": "file", "issue": "the file is empty"}])
-        self.content_type = sniff_audio(self._head)
         if self.content_type is None:
-            raise GatewayError(
-                "unsupported_media_type",
-                "The file is not a supported audio format (WAV, MP3, FLAC, OGG, AIFF, M4A/AAC).",
-            )
+            if len(self._head) < SNIFF_BYTES and not final:
+                return
+            if not self._head:
+                raise invalid([{"field": "file", "issue": "the file is empty"}])
+            self.content_type = sniff_audio(self._head) or sniff_image(self._head)
+            self._sized = not self.content_type or not self.content_type.startswith("image/")
+            if self.content_type is None:
+                raise GatewayError(
+                    "unsupported_media_type",
+                    "The file is not a supported audio format (WAV, MP3, FLAC, OGG, AIFF,"
+                    " M4A/AAC) or image format (PNG, JPEG, WebP).",
+                )
+        if not self._sized:
+            self._check_pixels(final)
+
+    def _check_pixels(self, final: bool) -> None:
+        """An image's declared size, refused over the pixel limit before it is decoded."""
+        assert self.content_type is not None
+        size = image_dimensions(self._head, self.content_type)
+        if size is None:
+            if final or len(self._head) >= IMAGE_HEAD_BYTES:
+                raise invalid([{"field": "file", "issue": "the image's header is unreadable"}])
+            return
+        self._sized = True
+        check_pixels(size, "file")
 
 
 class PreparedUpload(Prepared):
@@ -269,7 +219,7 @@ class UploadEndpoint(CreateEndpoint[PreparedUpload]):
         await self._idempotency.respond_and_keep(request, ticket, 200, public_artifact(record))
 
     async def _receive(self, request: Request, boundary: bytes, upload: _Upload) -> None:
-        reader = _FormReader(boundary)
+        reader = FormReader(boundary)
         received = 0
         more = True
         while more:

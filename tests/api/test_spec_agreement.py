@@ -19,6 +19,7 @@ from gateway.contract.schemas_music import NOT_ONLY_SPACE
 from tests.api.abuse.support import serve
 from tests.conftest import auth, base_config
 from tests.fakes.audio import tone_wav
+from tests.fakes.images import image_bytes
 from tests.fakes.server import UvicornServer
 
 USER = [{"role": "user", "content": "Hi"}]
@@ -139,14 +140,14 @@ def test_task_cursor(
     assert (response.status_code == 200) is allowed, response.text
 
 
-def test_uploads_name_exactly_the_audio_types_they_accept(
+def test_uploads_name_exactly_the_media_types_they_accept(
     server: UvicornServer, spec: dict[str, Any]
 ) -> None:
     media = spec["paths"]["/v1/uploads"]["post"]["requestBody"]["content"]["multipart/form-data"]
     types = [t.strip() for t in media["encoding"]["file"]["contentType"].split(",")]
-    assert "audio/wav" in types and "image/png" not in types
-    png = b"\x89PNG\r\n\x1a\n" + bytes(32)
-    for data, status in ((png, 415), (tone_wav(), 200)):
+    assert "audio/wav" in types and "image/png" in types and "image/gif" not in types
+    gif = b"GIF89a" + bytes(32)
+    for data, status in ((gif, 415), (tone_wav(), 200), (image_bytes("PNG"), 200)):
         files = {"file": ("x", data, "application/octet-stream")}
         response = httpx.post(f"{server.url}/v1/uploads", files=files, headers=auth())
         assert response.status_code == status, response.text

@@ -50,6 +50,10 @@ FORBIDDEN = (
         ("providers.chat", "providers.music", "providers.synth", "providers.http"),
     ),
     (
+        "providers.images",
+        ("providers.chat", "providers.music", "providers.synth", "providers.http"),
+    ),
+    (
         "gateway.http",
         ("gateway.endpoints", "gateway.policy", "gateway.stores", "gateway.tasks", "providers"),
     ),

@@ -1,0 +1,1 @@
+"""Image adapters: the contract (``base``), the offline model (``local``) and its painter."""

@@ -1,0 +1,120 @@
+"""The contract between the gateway's image endpoints and image adapters.
+
+An image adapter takes one provider-neutral ``ImageRequest`` (already validated against what the
+adapter declares it can do: ``sizes``, ``formats``, ``max_n``, edits and masks) and returns the
+finished images as bytes. The gateway owns everything around it: routing, limits, artifacts,
+tasks and the OpenAI-shaped answer, so a provider's URL never reaches a client. Like the other
+adapters, an image adapter sees no client keys or metrics, and every failure leaves it as one
+``UpstreamError``.
+
+Decoding client images is security-sensitive (a small file can declare billions of pixels), so
+every adapter that opens one goes through ``open_image``: the header's dimensions are checked
+against ``MAX_INPUT_PIXELS`` before a single pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+from PIL import Image
+
+from providers.base import UpstreamError
+
+FORMATS = ("png", "jpeg", "webp")
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# The most pixels an input image may have: 64 MP is above any camera a client would send whole
+# and far below what would exhaust memory when decoded (RGBA at 64 MP is 256 MB).
+MAX_INPUT_PIXELS = 64_000_000
+# Pillow's own guard, a second line behind the header check: above this it raises.
+Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An image the client sent (a file part or an uploaded artifact), its bytes in memory."""
+
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """One generation or edit as an adapter receives it."""
+
+    upstream_model: str
+    request_id: str
+    prompt: str
+    n: int
+    size: str  # "WxH" from the adapter's ``sizes``, or "auto"
+    output_format: str  # one of FORMATS
+    quality: str = "auto"  # auto, low, medium, high (and standard/hd for DALL-E)
+    background: str = "auto"  # auto, opaque, transparent
+    seed: int | None = None
+    output_compression: int | None = None  # 0-100, jpeg and webp
+    images: tuple[InputImage, ...] = ()  # empty: text-to-image
+    mask: InputImage | None = None
+    strength: float | None = None  # image-to-image: 0 keeps the input, 1 follows the prompt
+
+
+@dataclass(frozen=True, slots=True)
+class ImageOutput:
+    """One finished image."""
+
+    data: bytes
+    content_type: str
+    revised_prompt: str | None = None
+
+
+class ImagesAdapter(Protocol):
+    """What an adapter that serves ``/v1/images/*`` offers; ``kind`` names it in the config."""
+
+    kind: ClassVar[str]
+    sizes: frozenset[str]
+    formats: frozenset[str]
+    max_n: int
+    supports_edit: bool
+    supports_mask: bool
+    supports_transparency: bool
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def generate(self, request: ImageRequest) -> list[ImageOutput]:
+        """``request.n`` images for the prompt (and the input images, for an edit)."""
+
+
+def dimensions(size: str) -> tuple[int, int] | None:
+    """``"1536x1024"`` -> (1536, 1024); ``"auto"`` -> None."""
+    if size == "auto":
+        return None
+    width, _, height = size.partition("x")
+    return int(width), int(height)
+
+
+def header_size(data: bytes) -> tuple[int, int]:
+    """An image's width and height from its header alone (no pixel is decoded)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except Exception as exc:
+        raise UpstreamError(
+            "client_error", "An input image could not be read.", param="image"
+        ) from exc
+
+
+def open_image(data: bytes) -> Image.Image:
+    """An input image decoded, after its header proved it small enough to decode."""
+    width, height = header_size(data)
+    if width * height > MAX_INPUT_PIXELS:
+        raise UpstreamError("client_error", "An input image has too many pixels.", param="image")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+            return image.copy()
+    except Exception as exc:  # a truncated or corrupt file, or Pillow's own bomb guard
+        raise UpstreamError(
+            "client_error", "An input image could not be decoded.", param="image"
+        ) from exc
