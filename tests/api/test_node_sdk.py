@@ -25,12 +25,13 @@ NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 MESSAGES = [{"role": "user", "content": "Say hi from Node."}]
 
 
-def run_node_check(url: str) -> dict[str, Any]:
+def run_node_check(url: str, script: str = "sdk_check.mjs") -> dict[str, Any]:
+    """Run one of tests/node's scripts against ``url``; the JSON it prints."""
     node = shutil.which("node")
     if node is None or not (NODE_DIR / "node_modules" / "openai").is_dir():
         pytest.fail("node and the locked openai Node SDK are needed: run scripts/setup --test")
     done = subprocess.run(
-        [node, str(NODE_DIR / "sdk_check.mjs")],
+        [node, str(NODE_DIR / script)],
         env={"BEATRA_URL": url, "BEATRA_KEY": DEV_KEY, "PATH": str(Path(node).parent)},
         capture_output=True,
         timeout=30,

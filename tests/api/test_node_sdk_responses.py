@@ -6,34 +6,16 @@ retrieves, continues and deletes the first, and prints what it read as JSON.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import orjson
-import pytest
-
-from tests.api.test_node_sdk import NODE_DIR
-from tests.conftest import DEV_KEY, Upstream
+from tests.api.test_node_sdk import run_node_check
+from tests.conftest import Upstream
 from tests.fakes import anthropic_upstream, openai_upstream
 from tests.fakes.server import UvicornServer
 
 
 def run_script(url: str) -> dict[str, Any]:
-    node = shutil.which("node")
-    if node is None or not (NODE_DIR / "node_modules" / "openai").is_dir():
-        pytest.fail("node and the locked openai Node SDK are needed: run scripts/setup --test")
-    done = subprocess.run(
-        [node, str(NODE_DIR / "responses_check.mjs")],
-        env={"BEATRA_URL": url, "BEATRA_KEY": DEV_KEY, "PATH": str(Path(node).parent)},
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode()
-    result: dict[str, Any] = orjson.loads(done.stdout)
-    return result
+    return run_node_check(url, "responses_check.mjs")
 
 
 def test_the_node_sdk_creates_streams_retrieves_continues_and_deletes(
