@@ -23,7 +23,7 @@ from gateway.http.asgi import JSON_HEADERS, Request, RequestContext
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
-from gateway.policy.create import CreateEndpoint, Prepared
+from gateway.policy.create import Prepared, RoutedEndpoint
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
 from gateway.policy.relay import Relay, RelayCanceled, RelayFailed
@@ -87,7 +87,7 @@ class PreparedChat(Prepared):
         return self.endpoint.limiter.settle(reservation, ctx.model_served, tokens_used(ctx))
 
 
-class ChatEndpoint(CreateEndpoint[PreparedChat]):
+class ChatEndpoint(RoutedEndpoint[PreparedChat]):
     keeps_errors = True  # a provider's 400 is the answer to this body: replay it
 
     def __init__(
@@ -102,13 +102,11 @@ class ChatEndpoint(CreateEndpoint[PreparedChat]):
         idempotency: Idempotency,
         body_limit: int,
     ) -> None:
-        super().__init__(keys, idempotency)
-        self._catalog = catalog
+        super().__init__(
+            keys, idempotency, catalog, limiter=limiter, shedder=shedder, body_limit=body_limit
+        )
         self._relay = relay
         self._metrics = metrics
-        self.limiter = limiter
-        self.shedder = shedder
-        self.json_body_limit = body_limit
 
     def request_schema(self) -> dict[str, Any]:
         """The request body's JSON Schema for this catalog (for ``/openapi.json``)."""

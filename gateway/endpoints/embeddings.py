@@ -21,7 +21,7 @@ from gateway.contract.schemas_catalog import embeddings_request_schema
 from gateway.http.asgi import JSON_HEADERS, Request
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.policy.auth import KeyRing
-from gateway.policy.create import CreateEndpoint, Prepared
+from gateway.policy.create import Prepared, RoutedEndpoint
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
 from gateway.policy.relay import PlanRelay, RelayCanceled, RelayFailed
@@ -82,7 +82,7 @@ class PreparedEmbeddings(Prepared):
         return self.endpoint.limiter.settle(reservation, ctx.model_served, used)
 
 
-class EmbeddingsEndpoint(CreateEndpoint[PreparedEmbeddings]):
+class EmbeddingsEndpoint(RoutedEndpoint[PreparedEmbeddings]):
     keeps_errors = True  # a provider's 400 is the answer to this body: replay it
 
     def __init__(
@@ -96,12 +96,10 @@ class EmbeddingsEndpoint(CreateEndpoint[PreparedEmbeddings]):
         idempotency: Idempotency,
         body_limit: int,
     ) -> None:
-        super().__init__(keys, idempotency)
-        self._catalog = catalog
+        super().__init__(
+            keys, idempotency, catalog, limiter=limiter, shedder=shedder, body_limit=body_limit
+        )
         self._relay = relay
-        self.limiter = limiter
-        self.shedder = shedder
-        self.json_body_limit = body_limit
 
     def request_schema(self) -> dict[str, Any]:
         """The request body's JSON Schema for this catalog (for ``/openapi.json``)."""

@@ -40,7 +40,7 @@ from gateway.http.asgi import JSON_HEADERS, Request
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
-from gateway.policy.create import CreateEndpoint, Prepared
+from gateway.policy.create import Prepared, RoutedEndpoint
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import LoadShedder, RateLimiter, Reservation
 from gateway.policy.relay import Relay, RelayCanceled, RelayFailed
@@ -111,7 +111,7 @@ class PreparedResponse(Prepared):
         return ChatCall(chat.body, "", self.request.ctx.request_id, chat.stream, True)
 
 
-class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
+class ResponsesEndpoint(RoutedEndpoint[PreparedResponse]):
     keeps_errors = True  # a provider's 400 is the answer to this body: replay it
 
     def __init__(
@@ -127,14 +127,12 @@ class ResponsesEndpoint(CreateEndpoint[PreparedResponse]):
         body_limit: int,
         store: ResponseStore,
     ) -> None:
-        super().__init__(keys, idempotency)
+        super().__init__(
+            keys, idempotency, catalog, limiter=limiter, shedder=shedder, body_limit=body_limit
+        )
         self._store = store
-        self._catalog = catalog
         self._relay = relay
         self._metrics = metrics
-        self.limiter = limiter
-        self.shedder = shedder
-        self.json_body_limit = body_limit
 
     def check(self, request: Request, key: KeySettings, body: dict[str, Any]) -> PreparedResponse:
         ctx = request.ctx

@@ -26,6 +26,8 @@ from gateway.http.body import read_json_object
 from gateway.policy.auth import KeyRing
 from gateway.policy.idempotency import HEADER as IDEMPOTENCY_HEADER
 from gateway.policy.idempotency import Idempotency, Ticket, render_replay
+from gateway.policy.ratelimit import LoadShedder, RateLimiter
+from gateway.policy.routing import Catalog
 from gateway.stores.base import StoredResponse
 
 
@@ -113,3 +115,24 @@ class CreateEndpoint(Generic[P]):
         ticket.record(body)
         await self._idempotency.finish(ticket, status, b"application/json")
         await request.respond_bytes(status, body, headers)
+
+
+class RoutedEndpoint(CreateEndpoint[P]):
+    """A create-style endpoint over the catalog with a JSON body, the key's and models' rate
+    limits and the shared concurrency cap (chat, Responses, embeddings): what they all hold."""
+
+    def __init__(
+        self,
+        keys: KeyRing,
+        idempotency: Idempotency,
+        catalog: Catalog,
+        *,
+        limiter: RateLimiter,
+        shedder: LoadShedder,
+        body_limit: int,
+    ) -> None:
+        super().__init__(keys, idempotency)
+        self._catalog = catalog
+        self.limiter = limiter
+        self.shedder = shedder
+        self.json_body_limit = body_limit
