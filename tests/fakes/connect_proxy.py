@@ -129,5 +129,7 @@ def serve_proxy(credentials: str | None = None) -> Iterator[tuple[str, ProxyLog]
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}", log
     finally:
-        server.close()
+        # The server's bookkeeping is not thread-safe: close it on its own loop, where the
+        # connection handlers that detach from it also run.
+        thread.call(server.close)
         thread.stop()

@@ -167,7 +167,8 @@ def serve_in_thread(script: Script) -> Iterator[tuple[RawServer, str]]:
     try:
         yield raw, f"http://127.0.0.1:{raw.port}"
     finally:
-        server.close()
+        # Closed on its own loop: the server's bookkeeping is not thread-safe.
+        thread.call(server.close)
         thread.stop()
 
 
