@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 import orjson
-import yaml
 
 from gateway import __version__
 from gateway.contract.errors import GatewayError
@@ -38,18 +38,15 @@ class OperationsEndpoints:
         self._workers = workers
         self.health_body = orjson.dumps({"status": "ok", "version": __version__})
         self.openapi_body = b"{}"
-        self.openapi_yaml = b"{}\n"
+        self._openapi: dict[str, Any] = {}
+        self._openapi_yaml: bytes | None = None
         self.llms_txt = b""
 
     def publish(self, routes: list[Route]) -> None:
         """The documents of the finished route table."""
-        openapi = build_openapi(routes)
-        self.openapi_body = orjson.dumps(openapi)
-        # Block style, keys in the JSON document's order; safe_dump quotes whatever YAML would
-        # read as another type ("200", "null", "on"), so both parse to the same document.
-        self.openapi_yaml = yaml.safe_dump(
-            openapi, sort_keys=False, allow_unicode=True, width=100
-        ).encode()
+        self._openapi = build_openapi(routes)
+        self.openapi_body = orjson.dumps(self._openapi)
+        self._openapi_yaml = None
         self.llms_txt = build_llms_txt(routes).encode()
 
     async def health(self, request: Request) -> None:
@@ -57,6 +54,19 @@ class OperationsEndpoints:
 
     async def openapi(self, request: Request) -> None:
         await request.respond_bytes(200, self.openapi_body)
+
+    @property
+    def openapi_yaml(self) -> bytes:
+        """The YAML rendering, made on first ask: PyYAML stays out of memory until then."""
+        if self._openapi_yaml is None:
+            import yaml
+
+            # Block style, keys in the JSON document's order; safe_dump quotes whatever YAML
+            # would read as another type ("200", "null", "on"), so both parse the same.
+            self._openapi_yaml = yaml.safe_dump(
+                self._openapi, sort_keys=False, allow_unicode=True, width=100
+            ).encode()
+        return self._openapi_yaml
 
     async def openapi_yaml_text(self, request: Request) -> None:
         await request.respond_bytes(200, self.openapi_yaml, YAML_HEADERS)

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
-
-from PIL import Image
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from providers.base import UpstreamError
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 FORMATS = ("png", "jpeg", "webp")
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 # The most pixels an input image may have: 64 MP is above any camera a client would send whole
 # and far below what would exhaust memory when decoded (RGBA at 64 MP is 256 MB).
 MAX_INPUT_PIXELS = 64_000_000
-# Pillow's own guard, a second line behind the header check: above this it raises.
-Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +93,19 @@ def dimensions(size: str) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
+def _guard_pillow() -> None:
+    """Pillow's own decompression-bomb guard, a second line behind the header check. Pillow is
+    imported where it is used, not at start: it costs ~10 MB of resident memory."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_INPUT_PIXELS
+
+
 def header_size(data: bytes) -> tuple[int, int]:
     """An image's width and height from its header alone (no pixel is decoded)."""
+    from PIL import Image
+
+    _guard_pillow()
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
@@ -110,6 +120,8 @@ def open_image(data: bytes) -> Image.Image:
     width, height = header_size(data)
     if width * height > MAX_INPUT_PIXELS:
         raise UpstreamError("client_error", "An input image has too many pixels.", param="image")
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()

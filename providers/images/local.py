@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import ClassVar
-
-from PIL import Image
+from typing import TYPE_CHECKING, ClassVar
 
 from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.images.base import (
@@ -31,7 +29,9 @@ from providers.images.base import (
     dimensions,
     open_image,
 )
-from providers.images.paint import dominant, encode, paint, plan, stylise
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 SIZES = frozenset({"auto", "256x256", "512x512", "1024x1024", "1536x1024", "1024x1536"})
 DEFAULT_SIZE = (1024, 1024)
@@ -56,6 +56,12 @@ def _fit(size: tuple[int, int]) -> tuple[int, int]:
 
 def render(request: ImageRequest) -> list[ImageOutput]:
     """Every image of a request, synchronously (the adapter runs this in a thread)."""
+    # Pillow and the painter load on the first image, not at start: a gateway that serves no
+    # images keeps their ~10 MB out of its resident memory.
+    from PIL import Image
+
+    from providers.images.paint import dominant, encode, paint, plan, stylise
+
     asked = dimensions(request.size)
     transparent = request.background == "transparent"
     quality = request.output_compression
