@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-
-import aiohttp
+import sys
 
 from providers.base import UpstreamError
 
@@ -16,9 +15,13 @@ def transport_error(exc: BaseException) -> UpstreamError:
     provider's fault."""
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return UpstreamError("timeout", "The provider did not answer in time.")
-    if isinstance(
-        exc,
-        aiohttp.ClientConnectionError | aiohttp.ClientPayloadError | ConnectionError | OSError,
+    if isinstance(exc, ConnectionError | OSError):
+        return UpstreamError("connect", "The connection to the provider failed.")
+    # aiohttp is loaded only by the clients that use it; if it is not loaded, ``exc`` is not
+    # one of its errors.
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None and isinstance(
+        exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
     ):
         return UpstreamError("connect", "The connection to the provider failed.")
     return UpstreamError("server", "The provider's response could not be read.")

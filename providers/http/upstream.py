@@ -12,10 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import BinaryIO
-
-import aiohttp
-from multidict import CIMultiDictProxy
+from typing import TYPE_CHECKING, BinaryIO
 
 from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.framing import Origin, encode_headers, tls_context
@@ -29,6 +26,10 @@ from providers.http.values import (
     UpstreamOptions,
 )
 from providers.scrub import Scrubber, SecretIndex
+
+if TYPE_CHECKING:
+    import aiohttp
+    from multidict import CIMultiDictProxy
 
 # (status, body, lower-cased headers, the provider's scrubber) -> the error; the mapper cleans
 # the provider's text with the scrubber, once, before it goes into the error.
@@ -51,6 +52,10 @@ class HttpUpstream:
     """A pooled HTTP client bound to one provider's base URL; ``options`` default to those of
     ``settings``."""
 
+    # Set with the aiohttp session, on its first use.
+    _sync_timeout: aiohttp.ClientTimeout
+    _stream_timeout: aiohttp.ClientTimeout
+
     def __init__(
         self,
         settings: ProviderSettings,
@@ -66,18 +71,10 @@ class HttpUpstream:
         self._headers = {"content-type": "application/json", **headers}
         self._max_response_bytes = self._options.max_response_bytes
         self._session: aiohttp.ClientSession | None = None
+        self._started = False
         self._pool: H1Pool | None = None
         self._heads: dict[str, bytes] = {}  # request line and fixed headers, per path
         self._fixed_head = b""
-        self._sync_timeout = aiohttp.ClientTimeout(
-            total=settings.total_timeout,
-            sock_connect=settings.connect_timeout,
-            sock_read=settings.read_timeout,
-        )
-        # A stream has no total deadline of its own: each read must arrive within read_timeout.
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
-        )
 
     async def start(self) -> None:
         ca_file = self._options.ca_file
@@ -96,19 +93,7 @@ class HttpUpstream:
             if proxy is not None and origin.tls is None and proxy.authorization is not None:
                 fixed["proxy-authorization"] = proxy.authorization  # for the proxy, in the clear
             self._fixed_head = encode_headers(fixed)
-        connector = aiohttp.TCPConnector(
-            limit=self._settings.max_connections,
-            limit_per_host=0,
-            ttl_dns_cache=300,
-            ssl=tls_context(ca_file) if ca_file else True,  # True: aiohttp's default checks
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers=self._headers,
-            # No User-Agent of ours; and no Accept-Encoding: chat bodies are small, so
-            # decompressing them costs more CPU than the bytes saved.
-            skip_auto_headers=("User-Agent", "Accept-Encoding"),
-        )
+        self._started = True
 
     def _mapped(
         self, on_error: ErrorMapper, status: int, body: bytes, headers: Mapping[str, str]
@@ -130,10 +115,41 @@ class HttpUpstream:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._started = False
 
     def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
+        """The aiohttp session, made on first use: only music, image and download calls need
+        it, and a gateway that makes none keeps aiohttp (~14 MB resident) out of memory."""
+        if not self._started:
             raise RuntimeError("HttpUpstream used before start()")
+        if self._session is None:
+            import aiohttp
+
+            settings = self._settings
+            ca_file = self._options.ca_file
+            connector = aiohttp.TCPConnector(
+                limit=settings.max_connections,
+                limit_per_host=0,
+                ttl_dns_cache=300,
+                ssl=tls_context(ca_file) if ca_file else True,  # True: aiohttp's default checks
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers=self._headers,
+                # No User-Agent of ours; and no Accept-Encoding: chat bodies are small, so
+                # decompressing them costs more CPU than the bytes saved.
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+            self._sync_timeout = aiohttp.ClientTimeout(
+                total=settings.total_timeout,
+                sock_connect=settings.connect_timeout,
+                sock_read=settings.read_timeout,
+            )
+            # A stream has no total deadline of its own: each read must arrive within
+            # read_timeout.
+            self._stream_timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+            )
         return self._session
 
     def _hot_pool(self) -> H1Pool:
@@ -232,6 +248,8 @@ class HttpUpstream:
         request_headers = dict(headers or {})
         opened: list[BinaryIO] = []
         if form is not None or files:
+            import aiohttp
+
             multipart = aiohttp.FormData(default_to_multipart=True)
             for name, value in form or ():
                 multipart.add_field(name, value)
