@@ -17,9 +17,10 @@ from pathlib import Path
 import uvicorn
 
 from gateway.app import create_app
-from gateway.config.settings import ConfigError, Settings, load_settings
+from gateway.config.settings import ConfigError, Settings
 from gateway.http.server_protocol import deadline_protocol
 from gateway.logs import configure_logging, server_log_config
+from gateway.reload import ConfigSource
 from gateway.worker_metrics import WorkerSlot
 from gateway.workers import Supervisor, listening_sockets
 
@@ -98,13 +99,16 @@ def tune_garbage_collector() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        path = None if args.config is None else Path(args.config)
+        settings, sha256 = ConfigSource(path).load()
         host = args.host or settings.server.host
         port = int(args.port) if args.port is not None else settings.server.port
         check_bind(settings, host)
         workers = int(args.workers)
         check_workers(settings, workers)
-    except (ConfigError, OSError) as exc:
+        # A reload re-reads the same file, held to the same rule for development keys.
+        source = ConfigSource(path, check=lambda loaded: check_bind(loaded, host))
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
         print(f"beatra-gateway: config error: {exc}", file=sys.stderr)
         return 2
     if args.check:
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     level = args.log_level or settings.server.log_level
     configure_logging(level, settings.server.log_format)
     if workers == 1:
-        serve(settings, level, host=host, port=port)
+        serve(settings, level, host=host, port=port, source=source, sha256=sha256)
         return 0
     sockets = listening_sockets(host, port, workers)
     meeting = Path(tempfile.mkdtemp(prefix="beatra-workers-"))  # their metrics sockets
@@ -121,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         return Supervisor(
             sockets,
             lambda slot, sock: serve(
-                settings, level, sock=sock, worker=WorkerSlot(slot, workers, meeting)
+                settings,
+                level,
+                sock=sock,
+                worker=WorkerSlot(slot, workers, meeting),
+                source=source,
+                sha256=sha256,
             ),
             settings.server.shutdown_grace_s,
         ).run()
@@ -137,10 +146,12 @@ def serve(
     port: int = 0,
     sock: socket.socket | None = None,
     worker: WorkerSlot | None = None,
+    source: ConfigSource | None = None,
+    sha256: str = "",
 ) -> None:
     """Run one gateway process until it is told to stop: on ``host:port``, or on ``sock``
-    (a worker's socket, bound by the supervisor)."""
-    app = create_app(settings, worker=worker)
+    (a worker's socket, bound by the supervisor). SIGHUP reloads ``source``."""
+    app = create_app(settings, worker=worker, source=source, sha256=sha256)
     tune_garbage_collector()
     config = uvicorn.Config(
         app,

@@ -55,6 +55,23 @@ class _CooldownCollector(Collector):
         yield family
 
 
+class _ConfigInfoCollector(Collector):
+    """``beatra_config_info{sha256}`` = 1: which configuration file is live."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "beatra_config_info",
+            "The live configuration: the sha256 of its file's text.",
+            labels=["sha256"],
+        )
+        if self._metrics.config_sha256:
+            family.add_metric([self._metrics.config_sha256], 1.0)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -165,6 +182,14 @@ class Metrics:
             ["model", "kind"],
             registry=r,
         )
+        self.config_reloads = Counter(
+            "beatra_config_reloads",
+            "Configuration reloads, by result (applied; rejected: the old config stays).",
+            ["result"],
+            registry=r,
+        )
+        self.config_sha256 = ""
+        self.registry.register(_ConfigInfoCollector(self))
         self.artifact_bytes = Counter(
             "beatra_artifact_bytes",
             "Bytes stored as artifacts, by kind (upload, output).",

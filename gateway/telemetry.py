@@ -50,6 +50,10 @@ class Tracing:
         self._error = Status(StatusCode.ERROR)
         self._in_context = set_span_in_context
 
+    def learn_providers(self, provider_kinds: Mapping[str, str]) -> None:
+        """The providers of a reloaded configuration (their kinds name ``gen_ai.system``)."""
+        self._kinds = dict(provider_kinds)
+
     def start_request(self, method: str, headers: Mapping[bytes, bytes], request_id: str) -> Any:
         carrier = {}
         for name in (b"traceparent", b"tracestate"):

@@ -77,6 +77,7 @@ class Supervisor:
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
         for slot in range(len(self._sockets)):
             self._start(slot)
         _log.info("workers_started", workers=len(self._sockets), pids=sorted(self._workers))
@@ -106,6 +107,8 @@ class Supervisor:
             try:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
+                # Until its gateway listens for SIGHUP (at startup), a reload passes it by.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 for index, sock in enumerate(self._sockets):
                     if index != slot:
                         sock.close()
@@ -152,6 +155,12 @@ class Supervisor:
             self._stop_at = time.monotonic() + self._grace_s + _KILL_MARGIN_S
             for pid in self._workers:
                 self._signal(pid, signal.SIGTERM)
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        """SIGHUP: every worker reloads its own configuration file."""
+        _log.info("workers_reloading", pids=sorted(self._workers))
+        for pid in list(self._workers):
+            self._signal(pid, signal.SIGHUP)
 
     @staticmethod
     def _signal(pid: int, sig: signal.Signals) -> None:

@@ -113,6 +113,11 @@ def default_config_text() -> str:
 def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read a TOML file (the embedded default when ``path`` is None) into ``Settings``."""
     text = default_config_text() if path is None else Path(path).read_text(encoding="utf-8")
+    return parse_settings(text, env)
+
+
+def parse_settings(text: str, env: Mapping[str, str] | None = None) -> Settings:
+    """A configuration's TOML text into ``Settings`` (``env``: where ``*_env`` names resolve)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

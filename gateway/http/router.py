@@ -10,6 +10,7 @@ response started is rendered here as the envelope.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,10 @@ class Router:
         ``KeyRing.authenticate``): the router only decides when it must run."""
         self.routes = routes
         self._authenticate = authenticate
+        # Requests inside this router now. A reload retires a router (``retire``) and closes
+        # what only its generation used once the count reaches zero.
+        self.active = 0
+        self._drained: asyncio.Event | None = None
         self._static: dict[str, dict[str, Route]] = {}
         # (segments, whether the last takes the rest of the path, method -> route)
         self._templated: list[tuple[tuple[str, ...], bool, dict[str, Route]]] = []
@@ -100,6 +105,7 @@ class Router:
             return  # handled by the application object
         ctx: RequestContext = scope[CONTEXT_KEY]
         request = Request(scope, receive, send)
+        self.active += 1
         try:
             found = self.match(scope["path"])
             if found is None:
@@ -125,6 +131,17 @@ class Router:
         except DependencyUnavailable as exc:
             _log.error("state_unavailable", request_id=ctx.request_id, error=str(exc))
             await send_error(request, exc.answer())
+        finally:
+            self.active -= 1
+            if self._drained is not None and not self.active:
+                self._drained.set()
+
+    async def retire(self) -> None:
+        """Wait until every request this router took has ended (it takes no new ones: the edge
+        dispatches to its successor)."""
+        if self.active:
+            self._drained = asyncio.Event()
+            await self._drained.wait()
 
 
 async def send_error(request: Request, error: GatewayError) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
@@ -122,6 +122,17 @@ class UvicornServer:
 
         self._loop.call_soon_threadsafe(run)
         return done.result(timeout)
+
+    def await_in_loop(self, coroutine: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        """Run ``coroutine`` on the server's own loop and wait for its result."""
+        if self._loop is None:
+            raise RuntimeError("server not started")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
+
+    @property
+    def app(self) -> Any:
+        """The ASGI application being served."""
+        return self._server.config.app
 
     def cpu_seconds(self) -> float:
         """CPU time the server's own thread (its event loop) has used so far: what one request

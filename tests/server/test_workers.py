@@ -5,12 +5,14 @@ Each test holds connections it knows to be served by different workers (found th
 of the test, not a likelihood. A key's limit of N admits N in total; one Idempotency-Key sent to
 two workers at once makes one upstream call; a scrape of either worker shows both workers'
 series; a killed worker is replaced and the port keeps
-answering; SIGTERM drains every worker; the memory backend refuses more than one worker.
+answering; SIGTERM drains every worker; SIGHUP reloads every worker in place; the memory
+backend refuses more than one worker.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import http.client
 import json
 import os
@@ -227,6 +229,31 @@ def test_a_killed_worker_is_replaced_and_sigterm_drains_them_all(workers: Worker
     assert not workers.pids()
     events = [json.loads(line).get("event") for line in workers.log.read_text().splitlines()]
     assert "worker_died" in events and events[-1] == "workers_stopped"
+
+
+def reloads_by_worker(connection: http.client.HTTPConnection) -> dict[str, float]:
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    return {
+        sample.labels["worker"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "beatra_config_reloads_total" and sample.labels["result"] == "applied"
+    }
+
+
+def test_sighup_to_the_supervisor_reloads_every_worker(workers: Workers, tmp_path: Path) -> None:
+    added = "reload-added-worker-key"
+    config = tmp_path / "gateway.toml"
+    digest = hashlib.sha256(added.encode()).hexdigest()
+    config.write_text(config.read_text() + f'\n[keys.added]\nsha256 = "{digest}"\n')
+    held = workers.one_connection_per_worker()
+    assert [chat(c, authorization=f"Bearer {added}")[0] for c in held.values()] == [401, 401]
+    workers.supervisor.send_signal(signal.SIGHUP)
+    first = next(iter(held.values()))
+    wait_until(lambda: reloads_by_worker(first) == {"0": 1.0, "1": 1.0}, timeout=15)
+    assert [chat(c, authorization=f"Bearer {added}")[0] for c in held.values()] == [200, 200]
+    assert workers.pids() == set(held)  # reloaded in place, not restarted
 
 
 def test_the_memory_backend_refuses_more_than_one_worker() -> None:
