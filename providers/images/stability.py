@@ -201,7 +201,10 @@ class StabilityImagesAdapter:
         owner = f"provider {settings.name}"
         self.sizes = declared_sizes(options.image_sizes, owner)
         for size in self.sizes:
-            aspect_ratio(size)  # every declared size must map to a ratio (ValueError)
+            try:
+                aspect_ratio(size)
+            except ValueError as exc:
+                raise ValueError(f"{owner}: image_sizes: {exc}") from None
         self.formats = declared_formats(options.image_formats, owner)
         if options.image_max_n < 1:
             raise ValueError(f"{owner}: image_max_n must be at least 1")
