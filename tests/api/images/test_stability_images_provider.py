@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import openai
+import orjson
 import pytest
+from openapi_spec_validator import validate
 from PIL import Image
 
 from tests.api.images.test_generations import reference
@@ -283,3 +285,10 @@ def test_an_answer_that_is_no_image_is_an_upstream_error(
     response = generate(server, {"model": "sd-core"})
     assert response.status_code == 502, response.text
     assert response.json()["error"]["code"] == "upstream_error"
+
+
+def test_the_openapi_document_states_what_stability_makes(server: UvicornServer) -> None:
+    spec = httpx.get(server.url + "/openapi.json", timeout=10).json()
+    validate(spec)
+    text = orjson.dumps(spec).decode()
+    assert "1920x1080" in text and "sd-ultra" in text
