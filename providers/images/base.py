@@ -98,14 +98,21 @@ def sniff_image(head: bytes) -> str | None:
     return None
 
 
-def provider_image(data: bytes, revised_prompt: str | None = None) -> ImageOutput:
-    """A provider's image, typed by its own bytes (never by what was asked or what a header
-    claims); bytes that are not a PNG, JPEG or WebP are the provider's fault."""
+def provider_image(
+    data: bytes, output_format: str, revised_prompt: str | None = None
+) -> ImageOutput:
+    """A provider's image, typed by its own bytes (never by what a header claims). Bytes that
+    are not an image, or not of the asked ``output_format`` (the answer names that format), are
+    the provider's fault."""
     if not data:
         raise UpstreamError("server", "The provider returned an empty image.")
     content_type = sniff_image(data[:16])
     if content_type is None:
         raise UpstreamError("server", "The provider returned something that is not an image.")
+    if content_type != MEDIA_TYPES[output_format]:
+        raise UpstreamError(
+            "server", f"The provider made {content_type} when {output_format} was asked."
+        )
     return ImageOutput(data, content_type, revised_prompt)
 
 

@@ -14,7 +14,9 @@ or ``hd`` quality, and always make PNG. Some compatible servers answer ``url`` w
 asked: the adapter downloads it (at most ``image_max_download_bytes``; the provider's key goes
 only to the provider's own origin), so a client never sees a provider URL. ``revised_prompt``
 is kept; ``usage`` is dropped (the gateway does not bill images by token). Each image is typed
-by its own bytes. The API takes no seed and no strength, so those fields do not reach it.
+by its own bytes, and an image not of the asked format is the provider's fault (so a DALL-E
+provider, or a server that ignores ``output_format``, declares ``image_formats = ["png"]``).
+The API takes no seed and no strength, so those fields do not reach it.
 
 Images take tens of seconds: the provider's ``read_timeout_s`` must exceed the slowest one
 (120 s is safe for gpt-image-1 at high quality).
@@ -250,7 +252,7 @@ class OpenAIImagesAdapter:
         outputs = []
         for item in parse_answer(reply.body):
             data = item.data if item.data is not None else await self._fetch(item.url or "")
-            outputs.append(provider_image(data, item.revised_prompt))
+            outputs.append(provider_image(data, request.output_format, item.revised_prompt))
         return outputs
 
     async def _fetch(self, url: str) -> bytes:

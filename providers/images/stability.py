@@ -160,8 +160,8 @@ def build_form(
     return form, files
 
 
-def parse_image_reply(headers: Mapping[str, str], body: bytes) -> ImageOutput:
-    """Check a 200 answer finished and really is an image."""
+def parse_image_reply(headers: Mapping[str, str], body: bytes, output_format: str) -> ImageOutput:
+    """Check a 200 answer finished and really is an image of the asked format."""
     finish = (headers.get("finish-reason") or FINISH_SUCCESS).strip().upper()
     if finish == FINISH_FILTERED:
         raise UpstreamError(
@@ -172,7 +172,7 @@ def parse_image_reply(headers: Mapping[str, str], body: bytes) -> ImageOutput:
     content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if not content_type.startswith("image/"):
         raise UpstreamError("server", "The provider answered without an image.")
-    return provider_image(body)
+    return provider_image(body, output_format)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -249,4 +249,4 @@ class StabilityImagesAdapter:
             form=form,
             files=files,
         )
-        return parse_image_reply(reply.headers, reply.body)
+        return parse_image_reply(reply.headers, reply.body, request.output_format)

@@ -131,7 +131,7 @@ def test_stability_forms_refuse_what_the_endpoint_cannot_take() -> None:
 
 
 def test_stability_replies_must_finish_with_an_image() -> None:
-    ok = parse_image_reply({"finish-reason": "SUCCESS", "content-type": "image/png"}, PNG)
+    ok = parse_image_reply({"finish-reason": "SUCCESS", "content-type": "image/png"}, PNG, "png")
     assert ok.content_type == "image/png"
     cases = [
         ({"finish-reason": "CONTENT_FILTERED", "content-type": "image/png"}, PNG, "client_error"),
@@ -141,8 +141,10 @@ def test_stability_replies_must_finish_with_an_image() -> None:
     ]
     for headers, body, kind in cases:
         with pytest.raises(UpstreamError) as caught:
-            parse_image_reply(headers, body)
+            parse_image_reply(headers, body, "png")
         assert caught.value.kind == kind
+    with pytest.raises(UpstreamError, match="image/png when jpeg"):
+        parse_image_reply({"content-type": "image/jpeg"}, PNG, "jpeg")
 
 
 @pytest.mark.parametrize(
