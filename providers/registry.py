@@ -16,6 +16,8 @@ from providers.chat.local import LocalAdapter
 from providers.chat.openai_compat import OpenAICompatAdapter
 from providers.images.base import ImagesAdapter
 from providers.images.local import LocalImagesAdapter
+from providers.images.openai import OpenAIImagesAdapter
+from providers.images.stability import StabilityImagesAdapter
 from providers.music.base import MusicAdapter
 from providers.music.fal import FalMusicAdapter
 from providers.music.local import LocalMusicAdapter
@@ -63,6 +65,8 @@ class ImagesAdapterClass(AdapterClass, Protocol):
 
 IMAGE_ADAPTERS: dict[str, ImagesAdapterClass] = {
     LocalImagesAdapter.kind: LocalImagesAdapter,
+    OpenAIImagesAdapter.kind: OpenAIImagesAdapter,
+    StabilityImagesAdapter.kind: StabilityImagesAdapter,
 }
 
 

@@ -5,7 +5,8 @@ here) and names its media type, or None when the bytes are not a recognised audi
 MP4 brands are accepted as ``audio/mp4`` without parsing the movie box, so an MP4 with video is
 let through to the provider, which then rejects it; everything else is recognised exactly.
 
-``sniff_image`` does the same for PNG, JPEG and WebP, and ``image_dimensions`` reads an image's
+``providers.images.base.sniff_image`` does the same for PNG, JPEG and WebP (the image adapters
+check a provider's bytes with it too), and ``image_dimensions`` reads an image's
 width and height from its header alone (PNG's IHDR, WebP's VP8/VP8L/VP8X header, JPEG's first
 SOF marker), so a decompression bomb (a small file declaring billions of pixels) is refused
 before anything decodes it. PNG and WebP say their size in the first ``SNIFF_BYTES``; a JPEG's
@@ -77,17 +78,6 @@ EXTENSIONS = {
     "audio/mp4": "m4a",
     "audio/aac": "aac",
 }
-
-
-def sniff_image(head: bytes) -> str | None:
-    """The image media type of a file starting with ``head``, or None."""
-    if head[:8] == b"\x89PNG\r\n\x1a\n":
-        return "image/png"
-    if head[:3] == b"\xff\xd8\xff":
-        return "image/jpeg"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def _jpeg_dimensions(head: bytes) -> tuple[int, int] | None:

@@ -26,7 +26,6 @@ from gateway.artifacts.media import (
     SNIFF_BYTES,
     check_pixels,
     image_dimensions,
-    sniff_image,
 )
 from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError, invalid
@@ -43,7 +42,13 @@ from gateway.policy.ratelimit import RateLimiter
 from gateway.policy.relay import PlanRelay, RelayCanceled, RelayFailed
 from gateway.policy.routing import Candidate, Catalog
 from providers.base import ChatCall
-from providers.images.base import ImageOutput, ImageRequest, ImagesAdapter, InputImage
+from providers.images.base import (
+    ImageOutput,
+    ImageRequest,
+    ImagesAdapter,
+    InputImage,
+    sniff_image,
+)
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 FILE_FIELDS = frozenset({"image", "image[]", "mask"})

@@ -28,7 +28,6 @@ from gateway.artifacts.media import (
     check_pixels,
     image_dimensions,
     sniff_audio,
-    sniff_image,
 )
 from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError, invalid
@@ -38,6 +37,7 @@ from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
 from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
+from providers.images.base import sniff_image
 
 FILE_FIELD = b"file"
 MAX_FORM_FIELD_BYTES = 64 * 1024  # other (text) fields are accepted and ignored, within this

@@ -12,9 +12,9 @@ in ``openai_responses``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 
@@ -24,7 +24,6 @@ from providers.base import (
     ProviderSettings,
     UpstreamError,
     call_headers,
-    classify_status,
     read_options,
 )
 from providers.chat.openai_responses import (
@@ -34,10 +33,13 @@ from providers.chat.openai_responses import (
     parse_response,
 )
 from providers.embeddings.base import inputs_of, normalise_answer
-from providers.http.framing import parse_retry_after
 from providers.http.upstream import HttpUpstream
 from providers.http.values import UpstreamOptions
 from providers.scrub import STRUCTURAL, Scrubber
+from providers.shared_wire import openai_error
+
+# OpenAI's error bodies, classified as for its images adapter.
+error_from_response = openai_error
 
 
 def build_request(call: ChatCall, *, stream_usage: bool) -> bytes:
@@ -82,25 +84,6 @@ def parse_chunk(raw: bytes, scrubber: Scrubber = STRUCTURAL) -> JSON | None:
         error = data["error"] if isinstance(data["error"], dict) else {}
         raise UpstreamError("server", scrubber.clean(str(error.get("message") or "stream error")))
     return data
-
-
-def error_from_response(
-    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
-) -> UpstreamError:
-    """Classify an OpenAI-style error response (``{"error": {"message": ..., "param": ...}}``),
-    its message and ``param`` cleaned by ``scrubber``."""
-    message = ""
-    param = None
-    try:
-        data: Any = orjson.loads(body)
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            message = str(data["error"].get("message") or "")
-            param = scrubber.field(data["error"].get("param"))
-        elif isinstance(data, dict) and isinstance(data.get("error"), str):
-            message = data["error"]
-    except orjson.JSONDecodeError:
-        pass
-    return classify_status(status, scrubber.clean(message), parse_retry_after(headers), param=param)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from providers.http.proxy import proxy_for
 from providers.http.sse import sse_batches
 from providers.http.transport import transport_error
 from providers.http.values import (
+    FormBytes,
     FormFile,
     Reply,
     UpstreamOptions,
@@ -237,7 +238,7 @@ class HttpUpstream:
         payload: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         form: Sequence[tuple[str, str]] | None = None,
-        files: Sequence[FormFile] = (),
+        files: Sequence[FormFile | FormBytes] = (),
     ) -> Reply:
         """One request (JSON ``payload``, or a multipart ``form`` plus ``files``); the 2xx reply.
 
@@ -254,10 +255,14 @@ class HttpUpstream:
             for name, value in form or ():
                 multipart.add_field(name, value)
             for part in files:
-                handle = part.path.open("rb")
-                opened.append(handle)
+                content: bytes | BinaryIO
+                if isinstance(part, FormBytes):
+                    content = part.data
+                else:
+                    content = part.path.open("rb")
+                    opened.append(content)
                 multipart.add_field(
-                    part.field, handle, filename=part.filename, content_type=part.content_type
+                    part.field, content, filename=part.filename, content_type=part.content_type
                 )
             encoded = multipart()
             data = encoded

@@ -1,5 +1,6 @@
 """The values the HTTP seam takes and gives: the options every HTTP adapter shares, a reply,
-a file part of a multipart request. (``providers.http.upstream`` re-exports them.)"""
+a file part of a multipart request (streamed from disk, or bytes already in memory).
+(``providers.http.upstream`` re-exports them.)"""
 
 from __future__ import annotations
 
@@ -38,5 +39,15 @@ class FormFile:
 
     field: str
     path: Path
+    filename: str
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class FormBytes:
+    """A file part of a multipart request whose bytes are already in memory (a client's image)."""
+
+    field: str
+    data: bytes
     filename: str
     content_type: str

@@ -15,6 +15,8 @@ against ``MAX_INPUT_PIXELS`` before a single pixel is decoded.
 from __future__ import annotations
 
 import io
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -83,6 +85,55 @@ class ImagesAdapter(Protocol):
 
     async def generate(self, request: ImageRequest) -> list[ImageOutput]:
         """``request.n`` images for the prompt (and the input images, for an edit)."""
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The image media type (PNG, JPEG or WebP) of bytes starting with ``head``, or None."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if head[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def provider_image(
+    data: bytes, output_format: str, revised_prompt: str | None = None
+) -> ImageOutput:
+    """A provider's image, typed by its own bytes (never by what a header claims). Bytes that
+    are not an image, or not of the asked ``output_format`` (the answer names that format), are
+    the provider's fault."""
+    if not data:
+        raise UpstreamError("server", "The provider returned an empty image.")
+    content_type = sniff_image(data[:16])
+    if content_type is None:
+        raise UpstreamError("server", "The provider returned something that is not an image.")
+    if content_type != MEDIA_TYPES[output_format]:
+        raise UpstreamError(
+            "server", f"The provider made {content_type} when {output_format} was asked."
+        )
+    return ImageOutput(data, content_type, revised_prompt)
+
+
+_SIZE = re.compile(r"[1-9][0-9]{0,4}x[1-9][0-9]{0,4}")
+
+
+def declared_sizes(sizes: Iterable[str], owner: str) -> frozenset[str]:
+    """The sizes an adapter's options declare, each ``"auto"`` or ``"WxH"`` (ValueError)."""
+    found = frozenset(sizes)
+    wrong = sorted(size for size in found if size != "auto" and not _SIZE.fullmatch(size))
+    if wrong or not found:
+        raise ValueError(f'{owner}: image_sizes must be "auto" or "WxH" sizes, not {wrong}')
+    return found
+
+
+def declared_formats(formats: Iterable[str], owner: str) -> frozenset[str]:
+    """The output formats an adapter's options declare, each one of ``FORMATS`` (ValueError)."""
+    found = frozenset(formats)
+    if not found or not found <= set(FORMATS):
+        raise ValueError(f"{owner}: image_formats must be some of {', '.join(FORMATS)}")
+    return found
 
 
 def dimensions(size: str) -> tuple[int, int] | None:

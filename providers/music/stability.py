@@ -18,16 +18,17 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import orjson
-
-from providers.base import ProviderSettings, UpstreamError, classify_status, read_options
-from providers.http.framing import parse_retry_after
+from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.upstream import DOWNLOAD_CHUNK_BYTES, HttpUpstream
 from providers.http.values import FormFile, UpstreamOptions
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
-from providers.scrub import STRUCTURAL, Scrubber
+from providers.shared_wire import (
+    STABILITY_FINISH_FILTERED,
+    STABILITY_FINISH_SUCCESS,
+    stability_error,
+)
 
 DEFAULT_API_PATH = "/v2beta/audio/stable-audio-2"
 TEXT_TO_AUDIO = "/text-to-audio"
@@ -35,8 +36,10 @@ AUDIO_TO_AUDIO = "/audio-to-audio"
 MAX_DURATION_SECONDS = 190.0
 # A 190-second track as 44.1 kHz stereo WAV is about 33 MB, above the shared 32 MiB default.
 DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
-FINISH_SUCCESS = "SUCCESS"
-FINISH_FILTERED = "CONTENT_FILTERED"
+FINISH_SUCCESS = STABILITY_FINISH_SUCCESS
+FINISH_FILTERED = STABILITY_FINISH_FILTERED
+# Stability's error bodies, classified as for its image adapter.
+error_from_response = stability_error
 LOST_ON_RESTART = (
     "The Stability generation was lost when the gateway restarted; its audio only ever lived in "
     "the answer to the original request."
@@ -114,40 +117,6 @@ def parse_audio_reply(
     if not body:
         raise UpstreamError("server", "The provider returned an empty audio file.")
     return MusicOutput(content_type, data=body, duration_seconds=duration_seconds)
-
-
-def error_from_response(
-    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
-) -> UpstreamError:
-    """Classify a Stability error answer (``{"id": ..., "name": ..., "errors": [...]}``)."""
-    name = ""
-    message = ""
-    try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        data = None
-    if isinstance(data, dict):
-        name = str(data.get("name") or "")
-        errors = data.get("errors")
-        if isinstance(errors, list) and errors:
-            message = "; ".join(str(item) for item in errors)
-        else:
-            message = str(data.get("message") or name)
-    message = scrubber.clean(message)
-    # Stability refuses flagged prompts or audio with 403; that is the request's fault, not a
-    # problem with the operator's key, so it must not look like an auth failure.
-    if status == 403 and "moderation" in name.lower():
-        return UpstreamError(
-            "client_error",
-            message or "The provider's content moderation rejected the request.",
-            status=status,
-        )
-    # 402 means the operator's account ran out of credits: nothing the client can fix.
-    if status == 402:
-        return UpstreamError(
-            "auth", "The provider account has insufficient credits.", status=status
-        )
-    return classify_status(status, message, parse_retry_after(headers))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

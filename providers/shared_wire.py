@@ -1,0 +1,71 @@
+"""Wire-format pieces that adapters of more than one package read: the error bodies of OpenAI's
+API (chat, embeddings and images) and of Stability's (Stable Audio and Stable Image), and
+Stability's finish reasons. Pure functions; each adapter module names them as its own."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from providers.base import UpstreamError, classify_status
+from providers.http.framing import parse_retry_after
+from providers.scrub import STRUCTURAL, Scrubber
+
+# Stability's ``finish-reason`` header (``finish_reason`` in its JSON answers).
+STABILITY_FINISH_SUCCESS = "SUCCESS"
+STABILITY_FINISH_FILTERED = "CONTENT_FILTERED"
+
+
+def openai_error(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
+    """Classify an OpenAI-style error response (``{"error": {"message": ..., "param": ...}}``),
+    its message and ``param`` cleaned by ``scrubber``."""
+    message = ""
+    param = None
+    try:
+        data: Any = orjson.loads(body)
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            message = str(data["error"].get("message") or "")
+            param = scrubber.field(data["error"].get("param"))
+        elif isinstance(data, dict) and isinstance(data.get("error"), str):
+            message = data["error"]
+    except orjson.JSONDecodeError:
+        pass
+    return classify_status(status, scrubber.clean(message), parse_retry_after(headers), param=param)
+
+
+def stability_error(
+    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
+) -> UpstreamError:
+    """Classify a Stability error answer (``{"id": ..., "name": ..., "errors": [...]}``)."""
+    name = ""
+    message = ""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        data = None
+    if isinstance(data, dict):
+        name = str(data.get("name") or "")
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors:
+            message = "; ".join(str(item) for item in errors)
+        else:
+            message = str(data.get("message") or name)
+    message = scrubber.clean(message)
+    # Stability refuses flagged prompts, audio or images with 403; that is the request's fault,
+    # not a problem with the operator's key, so it must not look like an auth failure.
+    if status == 403 and "moderation" in name.lower():
+        return UpstreamError(
+            "client_error",
+            message or "The provider's content moderation rejected the request.",
+            status=status,
+        )
+    # 402 means the operator's account ran out of credits: nothing the client can fix.
+    if status == 402:
+        return UpstreamError(
+            "auth", "The provider account has insufficient credits.", status=status
+        )
+    return classify_status(status, message, parse_retry_after(headers))
