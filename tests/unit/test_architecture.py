@@ -42,16 +42,26 @@ def inside(name: str, package: str) -> bool:
 # (package, packages it must never import): the layering the packages' docstrings state.
 FORBIDDEN = (
     ("providers", ("gateway",)),
-    ("providers.http", ("providers.chat", "providers.music", "providers.synth")),
+    (
+        "providers.http",
+        ("providers.chat", "providers.music", "providers.synth", "providers.hosted"),
+    ),
     ("providers.synth", ("providers.chat", "providers.music", "providers.http")),
     ("providers.chat", ("providers.music", "providers.synth")),
     (
         "providers.embeddings",
         ("providers.chat", "providers.music", "providers.synth", "providers.http"),
     ),
+    ("providers.images", ("providers.chat", "providers.music", "providers.synth")),
     (
-        "providers.images",
-        ("providers.chat", "providers.music", "providers.synth", "providers.http"),
+        "providers.hosted",
+        (
+            "providers.chat",
+            "providers.music",
+            "providers.synth",
+            "providers.images",
+            "providers.embeddings",
+        ),
     ),
     (
         "gateway.http",
