@@ -15,7 +15,9 @@ from providers.chat.anthropic import AnthropicAdapter
 from providers.chat.local import LocalAdapter
 from providers.chat.openai_compat import OpenAICompatAdapter
 from providers.images.base import ImagesAdapter
+from providers.images.fal import FalImagesAdapter
 from providers.images.local import LocalImagesAdapter
+from providers.images.replicate import ReplicateImagesAdapter
 from providers.music.base import MusicAdapter
 from providers.music.fal import FalMusicAdapter
 from providers.music.local import LocalMusicAdapter
@@ -63,6 +65,8 @@ class ImagesAdapterClass(AdapterClass, Protocol):
 
 IMAGE_ADAPTERS: dict[str, ImagesAdapterClass] = {
     LocalImagesAdapter.kind: LocalImagesAdapter,
+    ReplicateImagesAdapter.kind: ReplicateImagesAdapter,
+    FalImagesAdapter.kind: FalImagesAdapter,
 }
 
 
