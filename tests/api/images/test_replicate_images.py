@@ -195,3 +195,21 @@ def test_a_client_leaving_mid_poll_cancels_the_prediction(
         wait_until(lambda: len(fakes.replicate.polls) >= 3)  # well into processing
     wait_until(lambda: len(fakes.replicate.cancels) == 1)
     assert fakes.replicate.cancels == [fakes.replicate.polls[0]]
+
+
+def test_a_prediction_past_the_providers_total_timeout_is_canceled_and_a_504(
+    gateway_factory: GatewayFactory, fakes: ImageFakes
+) -> None:
+    config = hosted_config(fakes.urls)
+    config["providers"]["replicate"]["total_timeout_s"] = 0.3
+    server = gateway_factory(config)
+    fakes.replicate.processing_polls = 1_000_000
+    response = httpx.post(
+        server.url + "/v1/images/generations",
+        json={"model": "flux-schnell", "prompt": "too slow"},
+        headers=auth(),
+        timeout=10,
+    )
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["code"] == "upstream_timeout"
+    assert fakes.replicate.cancels == [fakes.replicate.polls[0]]
