@@ -36,7 +36,7 @@ from providers.hosted.fal_api import (
 )
 from providers.http.values import UpstreamOptions
 from providers.images.base import ImageOutput, ImageRequest, dimensions
-from providers.images.hosted import (
+from providers.images.polling import (
     DEFAULT_POLL_INTERVAL_S,
     checked_image,
     decode_data_uri,

@@ -42,7 +42,7 @@ from providers.hosted.replicate_api import (
 )
 from providers.http.values import UpstreamOptions
 from providers.images.base import ImageOutput, ImageRequest
-from providers.images.hosted import (
+from providers.images.polling import (
     DEFAULT_POLL_INTERVAL_S,
     checked_image,
     decode_data_uri,

@@ -12,7 +12,7 @@ import pytest
 from providers.base import UpstreamError
 from providers.images import fal, replicate
 from providers.images.base import ImageRequest
-from providers.images.hosted import checked_image, decode_data_uri, image_type
+from providers.images.polling import checked_image, decode_data_uri, image_type
 from tests.fakes.images import image_bytes
 
 
