@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 
 from providers.base import UpstreamError
@@ -23,7 +22,6 @@ DEFAULT_POLL_INTERVAL_S = 1.0
 # A cancel is a courtesy to the provider: it may not hold up the caller for long.
 CANCEL_TIMEOUT_S = 10.0
 
-_log = logging.getLogger(__name__)
 # Cancels still on their way when their caller was cancelled again; kept so they are not
 # collected before they finish.
 _stopping: set[asyncio.Task[None]] = set()
@@ -45,13 +43,13 @@ async def poll_until(
 
 async def stop_job(cancel: Callable[[], Awaitable[None]]) -> None:
     """Send the provider's cancel, bounded and shielded: it completes even when the caller is
-    being cancelled, and its own failure is only logged (the caller's error is what matters)."""
+    being cancelled again, and its own failure is dropped: the caller re-raises the error that
+    ended the job, which is the one a client must see (a lost cancel costs only the provider's
+    compute until the job ends by itself)."""
 
     async def bounded() -> None:
-        try:
+        with contextlib.suppress(UpstreamError, TimeoutError):
             await asyncio.wait_for(cancel(), CANCEL_TIMEOUT_S)
-        except (UpstreamError, TimeoutError) as exc:
-            _log.warning("image job cancel failed: %s", exc)
 
     task = asyncio.ensure_future(bounded())
     _stopping.add(task)

@@ -9,6 +9,7 @@ import base64
 import io
 import json
 import socket
+import threading
 from pathlib import Path
 
 import httpx
@@ -213,3 +214,22 @@ def test_a_prediction_past_the_providers_total_timeout_is_canceled_and_a_504(
     assert response.status_code == 504, response.text
     assert response.json()["error"]["code"] == "upstream_timeout"
     assert fakes.replicate.cancels == [fakes.replicate.polls[0]]
+
+
+def test_a_poll_that_fails_cancels_the_prediction_it_gives_up_on(
+    hosted: UvicornServer, fakes: ImageFakes
+) -> None:
+    fakes.replicate.processing_polls = 1_000_000
+    answers: list[httpx.Response] = []
+    body = {"model": "flux-schnell", "prompt": "a render that loses its poll"}
+    url = hosted.url + "/v1/images/generations"
+    caller = threading.Thread(
+        target=lambda: answers.append(httpx.post(url, json=body, headers=auth(), timeout=10))
+    )
+    caller.start()
+    wait_until(lambda: len(fakes.replicate.polls) >= 2)
+    fakes.replicate.push("status", status=500)  # the next poll fails
+    caller.join(10)
+    assert answers[0].status_code == 502, answers[0].text
+    assert answers[0].json()["error"]["code"] == "upstream_error"
+    wait_until(lambda: fakes.replicate.cancels == [fakes.replicate.polls[0]])
