@@ -15,8 +15,10 @@ from providers.chat.anthropic import AnthropicAdapter
 from providers.chat.local import LocalAdapter
 from providers.chat.openai_compat import OpenAICompatAdapter
 from providers.images.base import ImagesAdapter
+from providers.images.fal import FalImagesAdapter
 from providers.images.local import LocalImagesAdapter
 from providers.images.openai import OpenAIImagesAdapter
+from providers.images.replicate import ReplicateImagesAdapter
 from providers.images.stability import StabilityImagesAdapter
 from providers.music.base import MusicAdapter
 from providers.music.fal import FalMusicAdapter
@@ -67,6 +69,8 @@ IMAGE_ADAPTERS: dict[str, ImagesAdapterClass] = {
     LocalImagesAdapter.kind: LocalImagesAdapter,
     OpenAIImagesAdapter.kind: OpenAIImagesAdapter,
     StabilityImagesAdapter.kind: StabilityImagesAdapter,
+    ReplicateImagesAdapter.kind: ReplicateImagesAdapter,
+    FalImagesAdapter.kind: FalImagesAdapter,
 }
 
 

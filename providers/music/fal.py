@@ -1,12 +1,10 @@
 """Music adapter for fal.ai's queue API (``https://queue.fal.run``).
 
-It owns the I/O side of a fal job: the ``Authorization: Key ...`` header, submitting the model's
-input to ``POST {base_url}/{model_id}``, polling the ``status_url`` and fetching the
-``response_url`` that the submit answer returned (never rebuilt: fal drops the model's sub-path
-from them), ``PUT`` on the ``cancel_url``, reading a reference recording into a data URI and
-downloading output files. It also owns the classification of fal's error answers: pure
-functions, kept next to the calls they serve. Model inputs and results are translated by the
-pure functions of ``providers.fal_wire``.
+It owns the music side of a fal job: reading a reference recording into a data URI, and turning
+the result URL's answer into the job's outcome. The queue protocol itself (the key, submit,
+status, result, cancel, downloads and fal's error answers) is ``providers.hosted.fal_api``,
+shared with the image adapter. Model inputs and results are translated by the pure functions
+of ``providers.music.fal_wire``.
 
 Capabilities are per adapter, while inputs differ per model: the class advertises what the
 mapped models can do together (remix, lyrics) and ``submit`` refuses, as ``client_error``, what
@@ -31,11 +29,14 @@ import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
-import orjson
-
-from providers.base import ProviderSettings, UpstreamError, classify_status, read_options
+from providers.base import ProviderSettings, UpstreamError, read_options
+from providers.hosted.fal_api import (
+    FalQueue,
+    classify_result_error,
+    data_uri,
+    parse_queue_status,
+)
 from providers.http.framing import parse_retry_after
-from providers.http.upstream import HttpUpstream
 from providers.http.values import UpstreamOptions
 from providers.music.base import (
     MusicJob,
@@ -49,64 +50,18 @@ from providers.music.fal_wire import (
     QUEUE_STATES,
     ModelFamily,
     build_input,
-    data_uri,
     family_for,
     job_url,
-    parse_queue_status,
     parse_result,
     parse_submit,
     validate_request,
 )
 from providers.scrub import STRUCTURAL, Scrubber
 
-DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_MAX_DURATION_SECONDS = 47.0
 # Data URIs travel inside the JSON body; fal warns they slow large requests down.
 DEFAULT_MAX_REFERENCE_BYTES = 16 * 1024 * 1024
 SUPPORTED_REFERENCE_MODES = frozenset({"remix"})
-
-
-# The error_type fal gives a request its caller canceled (HTTP 499).
-CANCELED_ERROR_TYPES = frozenset({"client_cancelled"})
-
-
-def error_detail(body: bytes, scrubber: Scrubber = STRUCTURAL) -> tuple[str, str | None, bool]:
-    """fal's error body read: (clean message, error_type, whether it was fal's JSON shape).
-
-    Model errors (validation, content policy) carry ``detail`` as a list of
-    ``{loc, msg, type, url}``; request errors (timeouts, runner failures) carry it as a string
-    next to ``error_type``.
-    """
-    try:
-        data: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return "", None, False
-    if not isinstance(data, dict) or "detail" not in data:
-        return "", None, False
-    detail = data["detail"]
-    error_type = data.get("error_type")
-    if isinstance(detail, str):
-        message = detail
-    elif isinstance(detail, list):
-        message = "; ".join(_item_message(item) for item in detail if isinstance(item, dict))
-    else:
-        message = ""
-    return scrubber.clean(message), error_type if isinstance(error_type, str) else None, True
-
-
-def _item_message(item: Mapping[str, Any]) -> str:
-    loc = item.get("loc")
-    where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
-    text = str(item.get("msg") or item.get("type") or "invalid input")
-    return f"{where}: {text}" if where else text
-
-
-def error_from_response(
-    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
-) -> UpstreamError:
-    """A non-2xx answer from submit, status or cancel as an ``UpstreamError``."""
-    message, _, _ = error_detail(body, scrubber)
-    return classify_status(status, message, parse_retry_after(headers))
 
 
 class JobFailedError(UpstreamError):
@@ -125,39 +80,14 @@ class JobFailedError(UpstreamError):
 def result_error(
     status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
 ) -> UpstreamError:
-    """A non-2xx answer from the result URL.
-
-    fal answers the result URL with the model's own error when the job failed; that is the job's
-    outcome (``JobFailedError``). Credentials, rate limits and bare gateway errors (an HTML 502
-    from the ingress) are failures of this poll, which the runner may retry.
-    """
-    if status in (401, 403, 429):
-        return error_from_response(status, body, headers, scrubber)
-    message, error_type, fal_body = error_detail(body, scrubber)
-    if status == 499 or error_type in CANCELED_ERROR_TYPES:
+    """A non-2xx answer from the result URL: the job's own failure (``JobFailedError``), or a
+    failure of this poll, which the runner may retry (see ``classify_result_error``)."""
+    outcome, error = classify_result_error(status, body, headers, scrubber)
+    if outcome == "canceled":
         return JobFailedError(MusicStatus("canceled"))
-    if status in (404, 410):
-        lost = UpstreamError(
-            "server", "The provider no longer holds the job's result.", status=status
-        )
-        return JobFailedError(MusicStatus("failed", error=lost))
-    if status >= 500 and not fal_body:
-        return error_from_response(status, body, headers, scrubber)
-    error = classify_status(status, message, parse_retry_after(headers))
-    if error.kind in ("server", "timeout") and message:
-        error = UpstreamError(error.kind, f"The provider's job failed: {message}", status=status)
-    return JobFailedError(MusicStatus("failed", error=error))
-
-
-def file_error(
-    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
-) -> UpstreamError:
-    """A non-2xx answer from an output file URL: fal's file URLs expire."""
-    if status in (403, 404, 410):
-        return UpstreamError(
-            "server", "The provider's result URL expired before it was downloaded.", status=status
-        )
-    return classify_status(status, "", parse_retry_after(headers))
+    if outcome == "failed":
+        return JobFailedError(MusicStatus("failed", error=error))
+    return error
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -185,11 +115,7 @@ class FalMusicAdapter:
 
     def __init__(self, settings: ProviderSettings) -> None:
         options = read_options(self.Options, settings.options)
-        if not settings.base_url:
-            settings = dataclasses.replace(settings, base_url=DEFAULT_BASE_URL)
-        # Sent per request, not as a pooled-client default: output files live on a public CDN.
-        self._auth = {"authorization": f"Key {settings.api_key}"} if settings.api_key else {}
-        self._http = HttpUpstream(settings, {}, options)
+        self._queue = FalQueue(settings, options)
         self._input_defaults = dict(options.input_defaults)
         self._families = dict(options.model_families)
         unknown = set(self._families.values()) - set(FAMILIES)
@@ -203,10 +129,10 @@ class FalMusicAdapter:
         self._max_reference_bytes = options.max_reference_bytes
 
     async def start(self) -> None:
-        await self._http.start()
+        await self._queue.start()
 
     async def close(self) -> None:
-        await self._http.close()
+        await self._queue.close()
 
     def family(self, model_id: str) -> ModelFamily:
         return family_for(model_id, self._families)
@@ -218,40 +144,24 @@ class FalMusicAdapter:
         if request.reference is not None:
             reference_uri = await self._reference_uri(request.reference)
         payload = build_input(request, family, reference_uri, self._input_defaults)
-        reply = await self._http.send(
-            "POST",
-            "/" + request.upstream_model.strip("/"),
-            error_from_response,
-            payload=orjson.dumps(payload),
-            headers=self._auth,
-        )
+        reply = await self._queue.submit(request.upstream_model, payload)
         return parse_submit(reply.body)
 
     async def poll(self, job: MusicJob) -> MusicStatus:
-        reply = await self._http.send(
-            "GET", job_url(job, "status_url"), error_from_response, headers=self._auth
-        )
+        reply = await self._queue.status(job_url(job, "status_url"))
         state = parse_queue_status(reply.body)
         if state in QUEUE_STATES:
             return MusicStatus(QUEUE_STATES[state], retry_after=parse_retry_after(reply.headers))
         try:
-            result = await self._http.send(
-                "GET", job_url(job, "response_url"), result_error, headers=self._auth
+            result = await self._queue.http.send(
+                "GET", job_url(job, "response_url"), result_error, headers=self._queue.auth
             )
         except JobFailedError as failure:
             return failure.outcome
         return MusicStatus("succeeded", outputs=parse_result(result.body))
 
     async def cancel(self, job: MusicJob) -> None:
-        try:
-            await self._http.send(
-                "PUT", job_url(job, "cancel_url"), error_from_response, headers=self._auth
-            )
-        except UpstreamError as error:
-            # fal answers 400 ALREADY_COMPLETED or 404 NOT_FOUND: nothing is left to stop.
-            if error.status in (400, 404):
-                return
-            raise
+        await self._queue.cancel(job_url(job, "cancel_url"))
 
     async def download(self, output: MusicOutput) -> AsyncIterator[bytes]:
         if output.data is not None:
@@ -259,7 +169,7 @@ class FalMusicAdapter:
             return
         if not output.url:
             raise UpstreamError("server", "The provider's output had neither bytes nor a URL.")
-        async for chunk in self._http.download(output.url, file_error):
+        async for chunk in self._queue.download(output.url):
             yield chunk
 
     async def _reference_uri(self, reference: ReferenceAudio) -> str:

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-import orjson
-
 from providers.base import UpstreamError
+from providers.hosted.fal_api import json_object, parse_submit_urls
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicState
 
 
@@ -114,7 +113,6 @@ KNOWN_MODELS: dict[str, ModelFamily] = {
 
 # fal's queue states; COMPLETED means "finished", successfully or not: the result tells which.
 QUEUE_STATES: dict[str, MusicState] = {"IN_QUEUE": "queued", "IN_PROGRESS": "running"}
-COMPLETED = "COMPLETED"
 AUDIO_TYPES_BY_SUFFIX = {
     ".wav": "audio/wav",
     ".mp3": "audio/mpeg",
@@ -192,32 +190,10 @@ def _seconds(duration: float, family: ModelFamily) -> float | int:
     return round(duration) if family.whole_seconds else duration
 
 
-def data_uri(content_type: str, data: bytes) -> str:
-    """A file input inline: fal accepts base64 data URIs wherever a model takes a file URL."""
-    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _json_object(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        data: Any = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamError("server", f"The provider returned a malformed {what}.") from exc
-    if not isinstance(data, dict):
-        raise UpstreamError("server", f"The provider returned an unexpected {what}.")
-    return data
-
-
-JOB_URL_KEYS = ("status_url", "response_url", "cancel_url")
-
-
 def parse_submit(raw: bytes) -> MusicJob:
     """The submit answer: the request id and the URLs to use for everything that follows."""
-    data = _json_object(raw, "submit answer")
-    request_id = data.get("request_id")
-    urls = {key: data.get(key) for key in JOB_URL_KEYS}
-    if not isinstance(request_id, str) or not all(isinstance(u, str) for u in urls.values()):
-        raise UpstreamError("server", "The provider's submit answer lacked its request URLs.")
-    return MusicJob(job_id=request_id, data=urls)
+    request_id, urls = parse_submit_urls(raw)
+    return MusicJob(job_id=request_id, data=dict(urls))
 
 
 def job_url(job: MusicJob, key: str) -> str:
@@ -228,17 +204,9 @@ def job_url(job: MusicJob, key: str) -> str:
     return url
 
 
-def parse_queue_status(raw: bytes) -> str:
-    """The queue state of a status answer: IN_QUEUE, IN_PROGRESS or COMPLETED."""
-    status = _json_object(raw, "status answer").get("status")
-    if status != COMPLETED and status not in QUEUE_STATES:
-        raise UpstreamError("server", "The provider reported an unknown job status.")
-    return str(status)
-
-
 def parse_result(raw: bytes) -> tuple[MusicOutput, ...]:
     """The audio files of a successful result (``audio_file`` or ``audio``, one or a list)."""
-    data = _json_object(raw, "result")
+    data = json_object(raw, "result")
     files: list[Any] = []
     for key in ("audio_file", "audio"):
         value = data.get(key)

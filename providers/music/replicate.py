@@ -1,9 +1,10 @@
 """Music adapter for Replicate-hosted MusicGen (``meta/musicgen``): predictions, files, outputs.
 
-It owns the I/O side, all through ``HttpUpstream``: the bearer token, passing the reference
-recording (inline as a data URL up to 256 KiB, as Replicate recommends, else uploaded with
-``POST /v1/files``), creating, polling and canceling the prediction, and fetching the output.
-The wire translation is pure and lives in ``providers.replicate_wire``.
+It owns the music side of the I/O: passing the reference recording (inline as a data URL up to
+256 KiB, as Replicate recommends, else uploaded with ``POST /v1/files``) and MusicGen's options.
+Predictions themselves (the token, create, poll, cancel, downloads) go through
+``providers.hosted.replicate_api.ReplicateApi``; the wire translation is pure and lives in
+``providers.music.replicate_wire``.
 
 MusicGen makes instrumentals only: ``supports_lyrics`` is False, so the gateway must refuse
 requests with lyrics for this adapter (the adapter refuses them too, as ``client_error``).
@@ -15,10 +16,14 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import ClassVar
-from urllib.parse import urlsplit
 
 from providers.base import ProviderSettings, read_options
-from providers.http.upstream import HttpUpstream
+from providers.hosted.replicate_api import (
+    ReplicateApi,
+    data_url,
+    error_from_response,
+    parse_model_ref,
+)
 from providers.http.values import FormFile, UpstreamOptions
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
 from providers.music.replicate_wire import (
@@ -27,24 +32,12 @@ from providers.music.replicate_wire import (
     MusicgenConfig,
     build_input,
     check_request,
-    create_request,
-    data_url,
-    download_error,
-    error_from_response,
     job_from_prediction,
-    parse_model_ref,
-    parse_prediction,
     status_from_prediction,
     uploaded_file_url,
 )
 
-DEFAULT_BASE_URL = "https://api.replicate.com"
 DEFAULT_MAX_DURATION_SECONDS = 30.0  # MusicGen's own limit on Replicate
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,22 +69,16 @@ class ReplicateMusicAdapter:
 
     def __init__(self, settings: ProviderSettings) -> None:
         options = read_options(self.Options, settings.options)
-        base_url = (settings.base_url or DEFAULT_BASE_URL).rstrip("/")
-        # The token goes on each request rather than on the session, so that it is only ever
-        # sent to the API's own host, never to a file host named in an output URL.
-        self._http = HttpUpstream(dataclasses.replace(settings, base_url=base_url), {}, options)
-        self._auth = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
-        self._api_origin = _origin(base_url)
-        self._prefix = "" if base_url.endswith("/v1") else "/v1"
+        self._api = ReplicateApi(settings, options)
         self.max_duration_seconds = float(options.max_duration_seconds)
         self._config = MusicgenConfig.from_options(dataclasses.asdict(options))
         self._inline_max_bytes = options.inline_reference_max_bytes
 
     async def start(self) -> None:
-        await self._http.start()
+        await self._api.start()
 
     async def close(self) -> None:
-        await self._http.close()
+        await self._api.close()
 
     async def submit(self, request: MusicRequest) -> MusicJob:
         check_request(request)
@@ -100,31 +87,22 @@ class ReplicateMusicAdapter:
         if request.reference is not None:
             reference_url = await self._reference_url(request.reference)
         model_input = build_input(request, self._config, reference_url)
-        path, payload = create_request(ref, model_input, self._prefix)
-        reply = await self._http.send(
-            "POST",
-            path,
-            error_from_response,
-            payload=payload,
-            headers={**self._auth, "x-request-id": request.request_id},
-        )
+        prediction = await self._api.create(ref, model_input, request.request_id)
         return job_from_prediction(
-            parse_prediction(reply.body), request.format, self._prefix, self._http.scrubber
+            prediction, request.format, self._api.prefix, self._api.http.scrubber
         )
 
     async def poll(self, job: MusicJob) -> MusicStatus:
-        target = self._api_target(job.data.get("get"), f"/predictions/{job.job_id}")
-        reply = await self._http.send("GET", target, error_from_response, headers=self._auth)
+        prediction = await self._api.get(job.data.get("get"), job.job_id)
         output_format = job.data.get("format")
         return status_from_prediction(
-            parse_prediction(reply.body),
+            prediction,
             output_format if isinstance(output_format, str) else None,
-            self._http.scrubber,
+            self._api.http.scrubber,
         )
 
     async def cancel(self, job: MusicJob) -> None:
-        target = self._api_target(job.data.get("cancel"), f"/predictions/{job.job_id}/cancel")
-        await self._http.send("POST", target, error_from_response, headers=self._auth)
+        await self._api.cancel(job.data.get("cancel"), job.job_id)
 
     async def download(self, output: MusicOutput) -> AsyncIterator[bytes]:
         if output.data is not None:
@@ -132,30 +110,18 @@ class ReplicateMusicAdapter:
             return
         if not output.url:
             return
-        # Files served by the API itself need the token; signed delivery URLs must not see it.
-        headers = self._auth if _origin(output.url) == self._api_origin else {}
-        async for chunk in self._http.download(output.url, download_error, headers):
+        async for chunk in self._api.download(output.url):
             yield chunk
 
     async def _reference_url(self, reference: ReferenceAudio) -> str:
         if reference.size <= self._inline_max_bytes:
             content = await asyncio.to_thread(reference.path.read_bytes)
             return data_url(reference.content_type, content)
-        reply = await self._http.send(
+        reply = await self._api.http.send(
             "POST",
-            f"{self._prefix}/files",
+            f"{self._api.prefix}/files",
             error_from_response,
-            headers=self._auth,
+            headers=self._api.auth,
             files=[FormFile("content", reference.path, reference.filename, reference.content_type)],
         )
         return uploaded_file_url(reply.body)
-
-    def _api_target(self, url: object, fallback_path: str) -> str:
-        """A URL Replicate returned when it is on the API's host, else the documented path.
-
-        The fallback keeps the token on the configured host (e.g. behind an egress proxy).
-        """
-        relative = isinstance(url, str) and not url.startswith(("http://", "https://"))
-        if isinstance(url, str) and url and (relative or _origin(url) == self._api_origin):
-            return url
-        return self._prefix + fallback_path

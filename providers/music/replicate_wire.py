@@ -1,28 +1,22 @@
 """Translation between the gateway's music types and Replicate's HTTP API (pure, no I/O).
 
-Replicate runs ``meta/musicgen`` as a *prediction*: ``POST /v1/models/{owner}/{name}/predictions``
-(or ``POST /v1/predictions`` with ``{"version": ...}`` for a pinned version) answers a prediction
-object ``{id, status, output, error, logs, urls: {get, cancel}, ...}`` whose ``status`` moves
-``starting -> processing -> succeeded | failed | canceled`` (``aborted`` when a deadline passed
-before it started). MusicGen's output is one URL (``output`` may also be a list), deleted by
-Replicate after an hour. Errors are problem+json bodies ``{"title", "detail", "status"}``.
+Replicate runs ``meta/musicgen`` as a *prediction* (the API itself, shared with the image
+adapter, is ``providers.hosted.replicate_api``). MusicGen's output is one URL (``output`` may
+also be a list), deleted by Replicate after an hour; its progress is a bar in the logs.
 
 MusicGen cannot sing: requests with lyrics are refused here, before anything is sent.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
-from providers.base import JSON, UpstreamError, classify_status
-from providers.http.framing import parse_retry_after
+from providers.base import JSON, UpstreamError
+from providers.hosted.replicate_api import failure_error, parse_object, prediction_urls
 from providers.music.base import (
     TERMINAL_STATES,
     MusicJob,
@@ -46,33 +40,9 @@ STATES: dict[str, MusicState] = {
     "failed": "failed",
     "canceled": "canceled",
 }
-EXPIRED_STATUSES = frozenset({403, 404, 410})
 
-_MODEL_REF = re.compile(r"([A-Za-z0-9][\w.-]*)/([A-Za-z0-9][\w.-]*)(?::([0-9A-Za-z]+))?")
 # MusicGen reports its sampling loop as a tqdm bar in the logs: " 45%|####5     | 677/1500 ...".
 _PROGRESS = re.compile(r"(\d{1,3})%\|")
-# Replicate's throttling body says when to come back even without a Retry-After header.
-_THROTTLE_HINT = re.compile(r"(?:available in|resets in) ~?(\d+(?:\.\d+)?) ?s", re.IGNORECASE)
-# A model error blames the input only when it both names an input and says what is wrong with
-# it; anything else (e.g. "CUDA error: invalid device function") is the provider's failure.
-_COMPLAINT = re.compile(
-    r"invalid|validation|must be|not supported|unsupported|could not decode|failed to decode"
-    r"|too long|too short|out of range|not a valid",
-    re.IGNORECASE,
-)
-_INPUT_NAMED = re.compile(
-    r"\binputs?\b|input_audio|prompt|duration|model_version|output_format|audio file|seed",
-    re.IGNORECASE,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRef:
-    """A catalog ``upstream_model``: ``owner/name`` or ``owner/name:version``."""
-
-    owner: str
-    name: str
-    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +63,6 @@ class MusicgenConfig:
             normalization_strategy=str(strategy) if strategy else None,
             sampling={k: options[k] for k in SAMPLING_OPTIONS if options.get(k) is not None},
         )
-
-
-def parse_model_ref(upstream_model: str) -> ModelRef:
-    match = _MODEL_REF.fullmatch(upstream_model.strip())
-    if match is None:
-        # The operator's catalog is wrong, not the client's request.
-        raise UpstreamError("server", "The configured Replicate model is not owner/name[:version].")
-    return ModelRef(match.group(1), match.group(2), match.group(3))
 
 
 def check_request(request: MusicRequest) -> None:
@@ -146,38 +108,6 @@ def build_input(request: MusicRequest, config: MusicgenConfig, reference_url: st
     return body
 
 
-def create_request(ref: ModelRef, model_input: JSON, api_prefix: str) -> tuple[str, bytes]:
-    """The path and body that create a prediction of ``ref``."""
-    if ref.version:
-        return f"{api_prefix}/predictions", orjson.dumps(
-            {"version": ref.version, "input": model_input}
-        )
-    path = f"{api_prefix}/models/{ref.owner}/{ref.name}/predictions"
-    return path, orjson.dumps({"input": model_input})
-
-
-def data_url(content_type: str, data: bytes) -> str:
-    encoded = base64.b64encode(data).decode()
-    return f"data:{content_type or 'application/octet-stream'};base64,{encoded}"
-
-
-def parse_object(raw: bytes) -> JSON:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise UpstreamError("server", "The provider returned malformed JSON.") from exc
-    if not isinstance(data, dict):
-        raise UpstreamError("server", "The provider returned an unexpected body.")
-    return data
-
-
-def parse_prediction(raw: bytes) -> JSON:
-    data = parse_object(raw)
-    if not isinstance(data.get("id"), str) or not isinstance(data.get("status"), str):
-        raise UpstreamError("server", "The provider returned a prediction without id or status.")
-    return data
-
-
 def uploaded_file_url(raw: bytes) -> str:
     """The URL of a file created with ``POST /v1/files``, to pass as a model input."""
     urls = parse_object(raw).get("urls")
@@ -192,15 +122,8 @@ def job_from_prediction(
 ) -> MusicJob:
     """The job handle kept in the task record; finished already if Replicate says so."""
     job_id = str(prediction["id"])
-    found = prediction.get("urls")
-    urls: JSON = found if isinstance(found, dict) else {}
-    get_url = urls.get("get") if isinstance(urls.get("get"), str) else None
-    cancel_url = urls.get("cancel") if isinstance(urls.get("cancel"), str) else None
-    data = {
-        "get": get_url or f"{api_prefix}/predictions/{job_id}",
-        "cancel": cancel_url or f"{api_prefix}/predictions/{job_id}/cancel",
-        "format": output_format,
-    }
+    get_url, cancel_url = prediction_urls(prediction, api_prefix)
+    data = {"get": get_url, "cancel": cancel_url, "format": output_format}
     status = status_from_prediction(prediction, output_format, scrubber)
     return MusicJob(job_id, data, done=status if status.state in TERMINAL_STATES else None)
 
@@ -252,47 +175,3 @@ def parse_progress(logs: Any) -> float | None:
         return None
     found = _PROGRESS.findall(logs)
     return min(int(found[-1]), 100) / 100.0 if found else None
-
-
-def failure_error(error: Any, scrubber: Scrubber = STRUCTURAL) -> UpstreamError:
-    """A failed prediction's ``error``: the client's fault only when it clearly blames the input."""
-    text = scrubber.clean(str(error)) if error else ""
-    if _COMPLAINT.search(text) and _INPUT_NAMED.search(text):
-        return UpstreamError("client_error", text)
-    return UpstreamError("server", text or "The provider's job failed.")
-
-
-def problem_message(body: bytes, scrubber: Scrubber = STRUCTURAL) -> str:
-    """``detail`` (or ``title``) of a problem+json body, cleaned for clients."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ""
-    if not isinstance(data, dict):
-        return ""
-    message = data.get("detail") or data.get("title") or ""
-    return scrubber.clean(str(message))
-
-
-def error_from_response(
-    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
-) -> UpstreamError:
-    message = problem_message(body, scrubber)
-    retry_after = parse_retry_after(headers)
-    if retry_after is None and status == 429:
-        hint = _THROTTLE_HINT.search(message)
-        retry_after = float(hint.group(1)) if hint else None
-    return classify_status(status, message, retry_after)
-
-
-def download_error(
-    status: int, body: bytes, headers: Mapping[str, str], scrubber: Scrubber = STRUCTURAL
-) -> UpstreamError:
-    """Replicate deletes outputs after an hour; its file host then answers 403, 404 or 410."""
-    if status in EXPIRED_STATUSES:
-        return UpstreamError(
-            "server",
-            "The provider's result URL expired (Replicate keeps outputs for one hour).",
-            status=status,
-        )
-    return error_from_response(status, body, headers, scrubber)

@@ -66,7 +66,7 @@ def test_a_changed_provider_gets_a_new_pool_and_the_old_closes_after_its_last_re
     values: dict[str, Any] = {
         "openai": openai_fake.url,
         "anthropic": anthropic_fake.url,
-        "anthropic_read_timeout": 2.0,
+        "anthropic_read_timeout": 5.0,
         "storage": tmp_path / "artifacts",
         "more_keys": "",
     }
@@ -91,7 +91,7 @@ def test_a_changed_provider_gets_a_new_pool_and_the_old_closes_after_its_last_re
         replaced.close = recording_close  # type: ignore[method-assign]
 
         # A request on the old anthropic adapter is in flight when the file changes.
-        anthropic_fake.plan.push("slow", delay=0.5)
+        anthropic_fake.plan.push("slow", delay=30)  # held until the test releases it
         answers: list[httpx.Response] = []
         in_flight = threading.Thread(target=lambda: answers.append(chat(server.url, "claude-test")))
         in_flight.start()
@@ -100,7 +100,7 @@ def test_a_changed_provider_gets_a_new_pool_and_the_old_closes_after_its_last_re
             assert time.monotonic() < deadline
             time.sleep(0.005)
 
-        values["anthropic_read_timeout"] = 3.0
+        values["anthropic_read_timeout"] = 6.0
         values["more_keys"] = '[keys.second]\nkey_env = "TEST_SECOND_KEY"\n'
         config.write_text(CONFIG.format(**values))
         assert server.await_in_loop(app.reloader.reload()) is True
@@ -109,6 +109,7 @@ def test_a_changed_provider_gets_a_new_pool_and_the_old_closes_after_its_last_re
         assert chat(server.url, "gpt-test", SECOND_KEY).status_code == 200  # the new key set
         assert not closed  # the old adapter still serves its request
 
+        anthropic_fake.plan.release_slow.set()
         in_flight.join(10)
         assert answers[0].status_code == 200  # finished on the generation it started on
         deadline = time.monotonic() + 5

@@ -68,6 +68,8 @@ class FaultPlan:
         self.chunk_count = 5  # content chunks per streamed answer
         self.chunk_padding = 0  # extra characters of content per chunk (long streams in bytes)
         self.frames_sent = 0  # stream events written (how far a stream got; backpressure)
+        # Set by a test: every ``slow`` wait ends now (a request held until the test says so).
+        self.release_slow = threading.Event()
 
     def push(self, name: str, times: int = 1, **options: Any) -> None:
         if name not in FAULTS:
@@ -118,12 +120,14 @@ class FaultPlan:
             self.chunk_count = 5
             self.chunk_padding = 0
             self.frames_sent = 0
+            self.release_slow.clear()
 
 
 async def wait_or_abandon(request: web.Request, plan: FaultPlan, delay: float) -> bool:
-    """Sleep ``delay`` seconds in small steps; False (and noted) if the client hung up."""
+    """Sleep ``delay`` seconds in small steps (or until ``release_slow``); False (and noted) if
+    the client hung up."""
     deadline = asyncio.get_running_loop().time() + delay
-    while asyncio.get_running_loop().time() < deadline:
+    while asyncio.get_running_loop().time() < deadline and not plan.release_slow.is_set():
         await asyncio.sleep(0.01)
         transport = request.transport
         if transport is None or transport.is_closing():

@@ -42,7 +42,10 @@ def inside(name: str, package: str) -> bool:
 # (package, packages it must never import): the layering the packages' docstrings state.
 FORBIDDEN = (
     ("providers", ("gateway",)),
-    ("providers.http", ("providers.chat", "providers.music", "providers.synth")),
+    (
+        "providers.http",
+        ("providers.chat", "providers.music", "providers.synth", "providers.hosted"),
+    ),
     ("providers.synth", ("providers.chat", "providers.music", "providers.http")),
     ("providers.chat", ("providers.music", "providers.synth")),
     (
@@ -52,6 +55,16 @@ FORBIDDEN = (
     # Image adapters talk HTTP like the music ones; what they share with chat or music
     # adapters (error bodies) lives in providers.shared_wire.
     ("providers.images", ("providers.chat", "providers.music", "providers.synth")),
+    (
+        "providers.hosted",
+        (
+            "providers.chat",
+            "providers.music",
+            "providers.synth",
+            "providers.images",
+            "providers.embeddings",
+        ),
+    ),
     (
         "gateway.http",
         ("gateway.endpoints", "gateway.policy", "gateway.stores", "gateway.tasks", "providers"),

@@ -12,12 +12,16 @@ import orjson
 import pytest
 
 from providers.base import ProviderSettings, UpstreamError
+from providers.hosted.fal_api import (
+    data_uri,
+    error_from_response,
+    file_error,
+    parse_queue_status,
+)
 from providers.music.base import MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
 from providers.music.fal import (
     FalMusicAdapter,
     JobFailedError,
-    error_from_response,
-    file_error,
     result_error,
 )
 from providers.music.fal_wire import (
@@ -28,9 +32,7 @@ from providers.music.fal_wire import (
     STABLE_AUDIO,
     audio_content_type,
     build_input,
-    data_uri,
     family_for,
-    parse_queue_status,
     parse_result,
     parse_submit,
 )

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from providers.base import ProviderSettings, UpstreamError
+from providers.hosted.fal_api import (
+    data_uri,
+)
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
 from providers.music.fal import (
     FalMusicAdapter,
-)
-from providers.music.fal_wire import (
-    data_uri,
 )
 from tests.fakes.fal_upstream import WAV, FalPlan, make_app
 from tests.fakes.server import serve_aiohttp

@@ -12,20 +12,22 @@ import orjson
 import pytest
 
 from providers.base import UpstreamError
-from providers.music.base import MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
-from providers.music.replicate_wire import (
+from providers.hosted.replicate_api import (
     ModelRef,
-    MusicgenConfig,
-    build_input,
-    content_type_of,
     create_request,
     data_url,
     download_error,
     error_from_response,
     failure_error,
-    job_from_prediction,
     parse_model_ref,
     parse_prediction,
+)
+from providers.music.base import MusicOutput, MusicRequest, MusicStatus, ReferenceAudio
+from providers.music.replicate_wire import (
+    MusicgenConfig,
+    build_input,
+    content_type_of,
+    job_from_prediction,
     parse_progress,
     status_from_prediction,
 )

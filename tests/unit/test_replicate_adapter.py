@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from providers.base import ProviderSettings, UpstreamError
-from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
-from providers.music.replicate import ReplicateMusicAdapter
-from providers.music.replicate_wire import (
+from providers.hosted.replicate_api import (
     data_url,
 )
+from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
+from providers.music.replicate import ReplicateMusicAdapter
 from tests.fakes.replicate_upstream import VERSION, ReplicatePlan, make_app, wav_bytes
 from tests.fakes.server import serve_aiohttp
 from tests.unit.test_replicate import KEY, T, music, reference
