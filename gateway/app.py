@@ -31,6 +31,7 @@ from gateway.tasks.runner import TaskRunner
 from gateway.telemetry import build_tracing
 from gateway.worker_metrics import WorkerMetrics, WorkerSlot
 from providers.base import ChatAdapter
+from providers.images.base import ImagesAdapter
 from providers.music.base import MusicAdapter
 
 
@@ -74,6 +75,7 @@ class Gateway:
         )
         self.task_store = self.stores.tasks
         music_adapters: dict[str, MusicAdapter] = {}
+        image_adapters: dict[str, ImagesAdapter] = {}
         self.runner = TaskRunner(
             self.task_store,
             self.artifacts,
@@ -84,6 +86,7 @@ class Gateway:
             rng=rng,
             shared=self.stores.shared,
             lease_s=settings.state.task_lease_s,
+            image_adapters=image_adapters,
         )
         self.operations = OperationsEndpoints(
             self.metrics, settings.server.metrics_token, self.worker_metrics
@@ -100,6 +103,7 @@ class Gateway:
             stores_clock,
             rng,
             music_adapters,
+            image_adapters,
         )
         self.generation = build_generation(settings, self.services)
         self._edge = EdgeMiddleware(self.generation.router, self.metrics, self.tracing)
@@ -120,6 +124,8 @@ class Gateway:
         self.settings = generation.settings
         self.services.music_adapters.clear()
         self.services.music_adapters.update(generation.music_adapters)
+        self.services.image_adapters.clear()
+        self.services.image_adapters.update(generation.image_adapters)
         self.services.shedder.limit = generation.settings.limits.max_concurrency
         if self.tracing is not None:
             self.tracing.learn_providers(

@@ -71,9 +71,10 @@ class Services:
     tracing: Tracing | None
     clock: Callable[[], float]  # the stores' clock
     rng: random.Random
-    # The runner's view of the music adapters: one dict, refilled in place on a swap, so tasks
-    # submitted after a reload reach the new adapters.
+    # The runner's view of the music and image adapters: dicts refilled in place on a swap, so
+    # tasks submitted after a reload reach the new adapters.
     music_adapters: dict[str, MusicAdapter] = field(default_factory=dict)
+    image_adapters: dict[str, ImagesAdapter] = field(default_factory=dict)
 
 
 def same_provider(old: ProviderSettings, new: ProviderSettings) -> bool:
@@ -184,6 +185,8 @@ def build_generation(
         idempotency=idempotency,
         metrics=metrics,
         body_limit=body_limit,
+        tasks=stores.tasks,
+        runner=services.runner,
     )
     upload_limit = settings.storage.max_upload_bytes
     routes = route_table(

@@ -97,13 +97,17 @@ TASK_ARTIFACT: Schema = {
     },
 }
 
+# Every task type: music from a prompt or a reference recording, and image generations and
+# edits asked for with ``Prefer: respond-async``.
+TASK_TYPES = ("music.text", "music.reference_audio", "image.generation", "image.edit")
+
 TASK: Schema = {
     "type": "object",
     "required": ["task_id", "object", "type", "status", "model", "created_at", "updated_at"],
     "properties": {
         "task_id": {"type": "string"},
         "object": {"const": "task"},
-        "type": {"enum": ["music.text", "music.reference_audio"]},
+        "type": {"enum": list(TASK_TYPES)},
         "status": {"enum": ["queued", "running", "succeeded", "failed", "canceled"]},
         "model": {"type": "string"},
         "created_at": {"type": "integer"},

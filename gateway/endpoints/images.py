@@ -41,6 +41,10 @@ from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import RateLimiter
 from gateway.policy.relay import PlanRelay, RelayCanceled, RelayFailed
 from gateway.policy.routing import Candidate, Catalog
+from gateway.stores.base import TaskStore
+from gateway.tasks.image_jobs import image_task, prefers_async
+from gateway.tasks.public import public_task
+from gateway.tasks.runner import TaskRunner
 from providers.base import ChatCall
 from providers.images.base import (
     ImageOutput,
@@ -116,8 +120,12 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
         idempotency: Idempotency,
         metrics: Metrics,
         body_limit: int,
+        tasks: TaskStore,
+        runner: TaskRunner,
     ) -> None:
         super().__init__(keys, idempotency)
+        self._tasks = tasks
+        self._runner = runner
         self.catalog = catalog
         self._relay = relay
         self.adapters = adapters
@@ -134,7 +142,9 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
         ask = validate_image(body, edit=False)
         plan = supporting(ask, self.catalog.resolve(ask.model, key, ask.capability), self.adapters)
         request.ctx.model_asked = ask.model
-        return PreparedImages(request.path, body, ask, plan)
+        # A task and an answer are different outcomes: an Idempotency-Key tells them apart.
+        path = request.path + ("#async" if prefers_async(request.header(b"prefer")) else "")
+        return PreparedImages(path, body, ask, plan)
 
     def run(
         self, request: Request, key: KeySettings, prepared: PreparedImages, ticket: Ticket | None
@@ -155,6 +165,9 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
         """Make the images and answer OpenAI's ``ImagesResponse``."""
         # Rate limits come after the Idempotency-Key: a replay is never charged.
         plan, reservation = await self._limiter.admit(key, plan, None)
+        if prefers_async(request.header(b"prefer")):
+            await self._enqueue(request, key, ask, plan, images=images, mask=mask, ticket=ticket)
+            return
         ctx = request.ctx
 
         def attempt(adapter: ImagesAdapter, call: ChatCall) -> Awaitable[list[ImageOutput]]:
@@ -182,6 +195,61 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
             headers = JSON_HEADERS if reservation is None else [*JSON_HEADERS, *reservation.headers]
             await request.respond_bytes(200, body, headers)
 
+    async def _enqueue(
+        self,
+        request: Request,
+        key: KeySettings,
+        ask: ImageAsk,
+        plan: list[Candidate],
+        *,
+        images: tuple[InputImage, ...],
+        mask: InputImage | None,
+        ticket: Ticket | None,
+    ) -> None:
+        """``Prefer: respond-async``: answer 202 with a task; the runner makes the images and
+        keeps them as output artifacts. An edit's files are kept as upload artifacts of the key
+        first (an ``image_artifact_id`` is used as it is), so the task's record says it all."""
+        image_ids = [
+            ask.image_artifact_id
+            if index == 0 and ask.image_artifact_id is not None
+            else await self._keep(key, image.data, image.content_type, "upload")
+            for index, image in enumerate(images)
+        ]
+        mask_id = None
+        if mask is not None:
+            mask_id = await self._keep(key, mask.data, mask.content_type, "upload")
+        task = image_task(
+            key.name,
+            ask,
+            plan,
+            (image_ids, mask_id),
+            request_id=request.ctx.request_id,
+            now=self.artifacts.now(),
+        )
+        await self._tasks.create(task)
+        request.ctx.model_served = task.model
+        self._runner.launch(task)
+        await self._idempotency.respond_and_keep(request, ticket, 202, public_task(task))
+
+    async def _keep(self, key: KeySettings, data: bytes, content_type: str, kind: str) -> str:
+        """An image kept as an artifact of the key (``kind``: output, or upload for the inputs
+        of an async edit); its id."""
+        pending = self.artifacts.begin()
+        extension = EXTENSIONS.get(content_type, "bin")
+        try:
+            await pending.write(data)
+            record = await self.artifacts.publish(
+                pending,
+                owner=key.name,
+                kind=kind,
+                filename=f"image-{pending.artifact_id}.{extension}",
+                content_type=content_type,
+            )
+        finally:
+            pending.discard()  # a no-op once published
+        self._metrics.artifact_bytes.labels(kind).inc(record.bytes)
+        return record.artifact_id
+
     async def _answer(
         self, request: Request, key: KeySettings, ask: ImageAsk, outputs: list[ImageOutput]
     ) -> dict[str, Any]:
@@ -206,21 +274,8 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
         self, request: Request, key: KeySettings, ask: ImageAsk, output: ImageOutput
     ) -> str:
         """One image kept as an output artifact of the key; its content URL."""
-        pending = self.artifacts.begin()
-        extension = EXTENSIONS.get(output.content_type, "bin")
-        try:
-            await pending.write(output.data)
-            record = await self.artifacts.publish(
-                pending,
-                owner=key.name,
-                kind="output",
-                filename=f"image-{pending.artifact_id}.{extension}",
-                content_type=output.content_type,
-            )
-        finally:
-            pending.discard()  # a no-op once published
-        self._metrics.artifact_bytes.labels("output").inc(record.bytes)
-        return f"{base_url(request)}/v1/artifacts/{record.artifact_id}/content"
+        artifact_id = await self._keep(key, output.data, output.content_type, "output")
+        return f"{base_url(request)}/v1/artifacts/{artifact_id}/content"
 
 
 class PreparedEdit(Prepared):
@@ -305,6 +360,8 @@ class ImageEditsEndpoint(CreateEndpoint[PreparedEdit]):
         )
         request.ctx.model_asked = ask.model
         digest = hashlib.sha256(orjson.dumps(sorted(form.fields.items())))
+        if prefers_async(request.header(b"prefer")):
+            digest.update(b"#async")
         for image in (*images, *masks):
             digest.update(hashlib.sha256(image.data).digest())
         mask = masks[0] if masks else None

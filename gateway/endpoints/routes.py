@@ -138,21 +138,23 @@ def route_table(
             "POST",
             "/v1/images/generations",
             images,
-            "Create images from a prompt (OpenAI-compatible; b64_json or a gateway URL)",
+            "Create images from a prompt (OpenAI-compatible; b64_json or a gateway URL; "
+            "Prefer: respond-async answers 202 with a task)",
             "Images",
             request_schema=images.request_schema(),
-            responses={200: _json(IMAGES_RESPONSE)},
+            responses={200: _json(IMAGES_RESPONSE), 202: _json(TASK)},
         ),
         Route(
             "POST",
             "/v1/images/edits",
             image_edits,
-            "Edit images after a prompt (OpenAI-compatible multipart; or image_artifact_id)",
+            "Edit images after a prompt (OpenAI-compatible multipart; or image_artifact_id; "
+            "Prefer: respond-async answers 202 with a task)",
             "Images",
             request_schema=image_edits.request_schema(),
             request_media="multipart/form-data",
             request_encoding=EDITS_ENCODING,
-            responses={200: _json(IMAGES_RESPONSE)},
+            responses={200: _json(IMAGES_RESPONSE), 202: _json(TASK)},
         ),
         Route(
             "POST",

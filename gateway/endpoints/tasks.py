@@ -13,13 +13,13 @@ from urllib.parse import parse_qsl
 
 from gateway.contract.errors import MAX_LISTED_ISSUES, GatewayError, invalid
 from gateway.contract.ids import TASK_ID
+from gateway.contract.schemas_music import TASK_TYPES
 from gateway.http.asgi import Request
 from gateway.policy.auth import KeyRing
 from gateway.stores.base import TERMINAL_TASK_STATES, Task, TaskStore
 from gateway.tasks.public import public_task
 from gateway.tasks.runner import TaskRunner
 
-TASK_TYPES = ("music.text", "music.reference_audio")
 TASK_STATUSES = ("queued", "running", *sorted(TERMINAL_TASK_STATES))
 DEFAULT_PAGE = 20
 MAX_PAGE = 100

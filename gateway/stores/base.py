@@ -145,7 +145,7 @@ class Task:
 
     task_id: str  # time-ordered: a later task has a larger id
     owner: str
-    type: str  # "music.text" | "music.reference_audio"
+    type: str  # one of gateway.contract.schemas_music.TASK_TYPES
     status: str  # queued | running | succeeded | failed | canceled
     model: str
     created_at: int

@@ -1,4 +1,5 @@
-"""Downloading a finished job's audio into an artifact (the runner's last step).
+"""Downloading a finished job's audio (or an image task's images) into an artifact (the
+runner's last step).
 
 Providers' result URLs expire, so the bytes are copied at once: streamed block by block into a
 pending artifact file, typed by their first bytes (the provider's content type is the fallback),
@@ -16,6 +17,7 @@ from providers.base import UpstreamError
 from providers.music.base import MusicAdapter, MusicOutput
 
 DOWNLOAD_ATTEMPTS = 3
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 async def store_output(
@@ -38,13 +40,15 @@ async def store_output(
             if not pending.size:
                 raise UpstreamError("server", "The provider's audio file was empty.")
             content_type = sniff_audio(head) or output.content_type
+            extension = EXTENSIONS.get(content_type) or IMAGE_EXTENSIONS.get(content_type, "bin")
             return await artifacts.publish(
                 pending,
                 owner=task.owner,
                 kind="output",
-                filename=f"{task.task_id}-{index}.{EXTENSIONS.get(content_type, 'bin')}",
+                filename=f"{task.task_id}-{index}.{extension}",
                 content_type=content_type,
-                duration_seconds=output.duration_seconds or task.params["duration_seconds"],
+                # Images have none; audio has the provider's or the asked duration.
+                duration_seconds=output.duration_seconds or task.params.get("duration_seconds"),
                 task_id=task.task_id,
             )
         except UpstreamError as error:

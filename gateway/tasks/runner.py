@@ -26,11 +26,13 @@ from gateway.stores.base import Task, TaskStore
 from gateway.tasks.active import ActiveTask, Drives
 from gateway.tasks.cancel import record_canceled
 from gateway.tasks.drive import Driver
+from gateway.tasks.image_jobs import ImageJobs
 from gateway.tasks.leases import Leases
 from gateway.tasks.outcomes import Outcomes
 from gateway.tasks.poll import Poller
 from gateway.tasks.submit import Submitter
 from gateway.tasks.sweep import sweep_forever
+from providers.images.base import ImagesAdapter
 from providers.music.base import MusicAdapter
 
 
@@ -47,6 +49,7 @@ class TaskRunner:
         rng: random.Random,
         shared: bool = False,
         lease_s: float = 15.0,
+        image_adapters: Mapping[str, ImagesAdapter] | None = None,
     ) -> None:
         self._store = store
         self._artifacts = artifacts
@@ -59,7 +62,12 @@ class TaskRunner:
         self._driver = Driver(
             self._drives,
             self._leases,
-            submitter=Submitter(store, artifacts, adapters),
+            submitter=Submitter(
+                store,
+                artifacts,
+                adapters,
+                ImageJobs(artifacts, {} if image_adapters is None else image_adapters),
+            ),
             poller=Poller(
                 store, artifacts, settings, metrics, self._outcomes, clock=clock, rng=rng
             ),

@@ -17,6 +17,7 @@ from gateway.artifacts.files import Artifacts
 from gateway.contract.errors import GatewayError
 from gateway.stores.base import Task, TaskStore
 from gateway.tasks.active import ActiveTask, StopSignal
+from gateway.tasks.image_jobs import FINISHED_IMAGES, ImageJobs, is_image_task
 from gateway.tasks.outcomes import INTERRUPTED_MESSAGE, UNFINISHED
 from providers.base import UpstreamError
 from providers.music.base import MusicAdapter, MusicJob, MusicRequest, ReferenceAudio
@@ -28,11 +29,16 @@ _log = structlog.get_logger("beatra.tasks")
 
 class Submitter:
     def __init__(
-        self, store: TaskStore, artifacts: Artifacts, adapters: Mapping[str, MusicAdapter]
+        self,
+        store: TaskStore,
+        artifacts: Artifacts,
+        adapters: Mapping[str, MusicAdapter],
+        images: ImageJobs,
     ) -> None:
         self._store = store
         self._artifacts = artifacts
         self._adapters = adapters
+        self._images = images
 
     async def job_for(self, task: Task, active: ActiveTask) -> tuple[MusicAdapter, MusicJob]:
         """The task's job (resumed or newly submitted), also kept on ``active``."""
@@ -49,7 +55,12 @@ class Submitter:
         if current.job is None:
             return None  # never submitted: safe to submit now
         provider = current.provider
-        if "job_id" not in current.job or provider is None or provider not in self._adapters:
+        if (
+            "job_id" not in current.job
+            or provider is None
+            or provider not in self._adapters
+            or is_image_task(task)  # its images were in the answer of the call that died
+        ):
             # The driver died while submitting: the provider may have the job. A paid job is
             # never submitted twice, so the task ends here, saying why.
             raise GatewayError("service_unavailable", INTERRUPTED_MESSAGE)
@@ -86,22 +97,15 @@ class Submitter:
         reference = await self._reference(task)
         plan: list[dict[str, str]] = params["plan"]
         for position, target in enumerate(plan):
-            adapter = self._adapters[target["provider"]]
-            request = MusicRequest(
-                upstream_model=target["upstream_model"],
-                request_id=task.request_id,
-                task_id=task.task_id,
-                prompt=params["prompt"],
-                duration_seconds=params["duration_seconds"],
-                format=params["format"],
-                lyrics=params["lyrics"],
-                instrumental=params["instrumental"],
-                seed=params["seed"],
-                reference=reference,
-            )
+            if is_image_task(task):
+                adapter: MusicAdapter = FINISHED_IMAGES
+                submission = self._images.submit(task, target)
+            else:
+                adapter = self._adapters[target["provider"]]
+                submission = adapter.submit(self._music_request(task, target, reference))
             active.adapter = adapter
             try:
-                job = await adapter.submit(request)
+                job = await submission
             except UpstreamError as error:
                 if error.kind in _SUBMIT_FALLBACK_KINDS and position + 1 < len(plan):
                     _log.warning("task_submit_fallback", task_id=task.task_id, kind=error.kind)
@@ -110,6 +114,24 @@ class Submitter:
             active.job = job
             return adapter, job, target
         raise AssertionError("a task's plan is never empty")
+
+    @staticmethod
+    def _music_request(
+        task: Task, target: dict[str, str], reference: ReferenceAudio | None
+    ) -> MusicRequest:
+        params = task.params
+        return MusicRequest(
+            upstream_model=target["upstream_model"],
+            request_id=task.request_id,
+            task_id=task.task_id,
+            prompt=params["prompt"],
+            duration_seconds=params["duration_seconds"],
+            format=params["format"],
+            lyrics=params["lyrics"],
+            instrumental=params["instrumental"],
+            seed=params["seed"],
+            reference=reference,
+        )
 
     async def _reference(self, task: Task) -> ReferenceAudio | None:
         params = task.params
