@@ -137,6 +137,15 @@ def read_options(schema: type[OptionsT], options: Mapping[str, Any]) -> OptionsT
     return schema(**{name: value for name, value in options.items() if name in names})
 
 
+class FinalBatch(list[JSON]):
+    """A stream's last batch: the provider's end marker arrived with it. An adapter may yield
+    its last batch as one, so the gateway sends it and its own end of stream in one write
+    (for a short answer that came in one read: the whole response in one syscall). A stream
+    still ends only when its iterator does; this is a hint about the batch, nothing more."""
+
+    __slots__ = ()
+
+
 class ChatAdapter(Protocol):
     """What every chat adapter offers; ``kind`` names it in the configuration."""
 

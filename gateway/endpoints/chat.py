@@ -19,7 +19,7 @@ from gateway.config.settings import KeySettings
 from gateway.contract.chat_validate import ChatRequest, validate_chat
 from gateway.contract.errors import GatewayError, error_event, from_upstream
 from gateway.contract.schemas_catalog import chat_request_schema
-from gateway.http.asgi import JSON_HEADERS, Request, RequestContext
+from gateway.http.asgi import JSON_HEADERS, Request, RequestContext, Send
 from gateway.http.disconnect import cancel_on_disconnect
 from gateway.metrics import Metrics
 from gateway.policy.auth import KeyRing
@@ -36,7 +36,7 @@ from gateway.policy.served import (
     relay_ended,
     tokens_used,
 )
-from providers.base import JSON, ChatCall, UpstreamError
+from providers.base import JSON, ChatCall, FinalBatch, UpstreamError
 
 DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -188,20 +188,25 @@ class ChatEndpoint(RoutedEndpoint[PreparedChat]):
                 )
                 events = self._events(first, model_id, call.include_usage, ctx)
                 ctx.ttft = ctx.elapsed()
-                if events:
+                # The events of a FinalBatch wait for the end of the stream and leave with it:
+                # one write instead of two (the iterator is still read to its end, so the
+                # upstream connection goes back to the pool).
+                tail = events if type(first) is FinalBatch else b""
+                if events and not tail:
                     if ticket is not None:
                         ticket.record(events)
                     await send({"type": "http.response.body", "body": events, "more_body": True})
                 try:
                     async for batch in rest:
+                        if tail:  # not the last after all
+                            await self._send_events(send, tail, ticket)
                         events = self._events(batch, model_id, call.include_usage, ctx)
-                        if events:
-                            if ticket is not None:
-                                ticket.record(events)
-                            await send(
-                                {"type": "http.response.body", "body": events, "more_body": True}
-                            )
+                        tail = events if type(batch) is FinalBatch else b""
+                        if events and not tail:
+                            await self._send_events(send, events, ticket)
                 except UpstreamError as error:
+                    if tail:
+                        await self._send_events(send, tail, ticket)
                     gateway_error = from_upstream(error)
                     ctx.error_code = gateway_error.code
                     # The status is already 200: this counter is where such failures show.
@@ -223,7 +228,7 @@ class ChatEndpoint(RoutedEndpoint[PreparedChat]):
                         )
                     raise
                 else:
-                    final = DONE_EVENT
+                    final = tail + DONE_EVENT
                     if ticket is not None:
                         # Only a stream that really completed is kept for replay.
                         ticket.record(final)
@@ -233,6 +238,12 @@ class ChatEndpoint(RoutedEndpoint[PreparedChat]):
             finally:
                 self._metrics.open_streams.dec()
                 await rest.aclose()  # type: ignore[attr-defined]
+
+    @staticmethod
+    async def _send_events(send: Send, events: bytes, ticket: Ticket | None) -> None:
+        if ticket is not None:
+            ticket.record(events)
+        await send({"type": "http.response.body", "body": events, "more_body": True})
 
     @staticmethod
     def _events(

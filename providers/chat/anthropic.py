@@ -16,6 +16,7 @@ from typing import ClassVar
 from providers.base import (
     JSON,
     ChatCall,
+    FinalBatch,
     ProviderSettings,
     UpstreamError,
     call_headers,
@@ -128,7 +129,7 @@ class AnthropicAdapter:
                     if translator.finished:
                         break
                 if chunks:
-                    yield chunks
+                    yield FinalBatch(chunks) if translator.finished else chunks
                 if translator.finished:
                     return
         raise UpstreamError("server", "The provider's stream ended early, before message_stop.")

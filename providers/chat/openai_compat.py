@@ -21,6 +21,7 @@ import orjson
 from providers.base import (
     JSON,
     ChatCall,
+    FinalBatch,
     ProviderSettings,
     UpstreamError,
     call_headers,
@@ -166,7 +167,7 @@ class OpenAICompatAdapter:
                         raise
                     if chunk is None:
                         if chunks:
-                            yield chunks
+                            yield FinalBatch(chunks)
                         return
                     chunks.append(chunk)
                 yield chunks
