@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gateway.artifacts.files import Artifacts
 from gateway.config.settings import Settings
@@ -55,6 +56,7 @@ from providers.registry import (
 )
 
 Adapter = ChatAdapter | MusicAdapter | ImagesAdapter
+A = TypeVar("A", ChatAdapter, MusicAdapter, ImagesAdapter)
 
 
 @dataclass(slots=True)
@@ -106,34 +108,30 @@ def _adapters(
     dict[str, ChatAdapter], dict[str, MusicAdapter], dict[str, ImagesAdapter], list[Adapter]
 ]:
     """Each provider's adapters: the previous generation's where the provider is unchanged."""
-    chat: dict[str, ChatAdapter] = {}
-    music: dict[str, MusicAdapter] = {}
-    images: dict[str, ImagesAdapter] = {}
     fresh: list[Adapter] = []
-    for name, provider in settings.providers.items():
-        kept = (
-            previous is not None
-            and name in previous.settings.providers
-            and same_provider(previous.settings.providers[name], provider)
-        )
-        if provider.kind in ADAPTERS:
-            if kept and previous is not None and name in previous.adapters:
-                chat[name] = previous.adapters[name]
-            else:
-                chat[name] = build_adapter(provider)
-                fresh.append(chat[name])
-        if provider.kind in MUSIC_ADAPTERS:
-            if kept and previous is not None and name in previous.music_adapters:
-                music[name] = previous.music_adapters[name]
-            else:
-                music[name] = build_music_adapter(provider)
-                fresh.append(music[name])
-        if provider.kind in IMAGE_ADAPTERS:
-            if kept and previous is not None and name in previous.image_adapters:
-                images[name] = previous.image_adapters[name]
-            else:
-                images[name] = build_image_adapter(provider)
-                fresh.append(images[name])
+
+    def one_of_each(
+        registry: Mapping[str, object],
+        build: Callable[[ProviderSettings], A],
+        kept_from: Callable[[Generation], Mapping[str, A]],
+    ) -> dict[str, A]:
+        adapters: dict[str, A] = {}
+        for name, provider in settings.providers.items():
+            if provider.kind not in registry:
+                continue
+            old = None if previous is None else kept_from(previous).get(name)
+            if old is not None and previous is not None:
+                before = previous.settings.providers.get(name)
+                if before is not None and same_provider(before, provider):
+                    adapters[name] = old
+                    continue
+            adapters[name] = build(provider)
+            fresh.append(adapters[name])
+        return adapters
+
+    chat = one_of_each(ADAPTERS, build_adapter, lambda g: g.adapters)
+    music = one_of_each(MUSIC_ADAPTERS, build_music_adapter, lambda g: g.music_adapters)
+    images = one_of_each(IMAGE_ADAPTERS, build_image_adapter, lambda g: g.image_adapters)
     return chat, music, images, fresh
 
 
