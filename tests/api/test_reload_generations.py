@@ -42,6 +42,7 @@ model = "upstream-gpt"
 provider = "anthropic"
 model = "claude-upstream"
 
+{more_models}
 [storage]
 path = "{storage}"
 
@@ -60,6 +61,11 @@ def chat(url: str, model: str, key: str = DEV_KEY) -> httpx.Response:
     )
 
 
+def models(url: str) -> list[str]:
+    answer = httpx.get(url + "/v1/models", headers=auth(), timeout=10).json()
+    return [model["id"] for model in answer["data"]]
+
+
 def test_a_changed_provider_gets_a_new_pool_and_the_old_closes_after_its_last_request(
     tmp_path: Path, openai_fake: Upstream, anthropic_fake: Upstream
 ) -> None:
@@ -69,6 +75,7 @@ def test_a_changed_provider_gets_a_new_pool_and_the_old_closes_after_its_last_re
         "anthropic_read_timeout": 5.0,
         "storage": tmp_path / "artifacts",
         "more_keys": "",
+        "more_models": "",
     }
     config = tmp_path / "gateway.toml"
     config.write_text(CONFIG.format(**values))
@@ -102,11 +109,15 @@ def test_a_changed_provider_gets_a_new_pool_and_the_old_closes_after_its_last_re
 
         values["anthropic_read_timeout"] = 6.0
         values["more_keys"] = '[keys.second]\nkey_env = "TEST_SECOND_KEY"\n'
+        values["more_models"] = '[models.gpt-extra]\nprovider = "openai"\nmodel = "upstream-x"\n'
+        assert "gpt-extra" not in models(server.url)
         config.write_text(CONFIG.format(**values))
         assert server.await_in_loop(app.reloader.reload()) is True
         assert app.adapters["openai"] is kept
         assert app.adapters["anthropic"] is not replaced
         assert chat(server.url, "gpt-test", SECOND_KEY).status_code == 200  # the new key set
+        assert "gpt-extra" in models(server.url)  # the new catalog, and its documents
+        assert "gpt-extra" in httpx.get(server.url + "/openapi.json").text
         assert not closed  # the old adapter still serves its request
 
         anthropic_fake.plan.release_slow.set()
@@ -131,6 +142,7 @@ def test_a_reload_with_no_source_or_a_broken_file_keeps_the_running_config(
         anthropic_read_timeout=2.0,
         storage=tmp_path / "artifacts",
         more_keys="",
+        more_models="",
     )
     config = tmp_path / "gateway.toml"
     config.write_text(text)
