@@ -38,7 +38,8 @@ from aiohttp import web
 from PIL import Image
 
 from tests.fakes.faults import Fault, play_shared_fault
-from tests.fakes.stability_upstream import StabilityFaultPlan, error_response
+from tests.fakes.multipart_form import FormFile, read_form
+from tests.fakes.stability_upstream import StabilityFaultPlan, error_response, fault_response
 
 API_PATH = "/v2beta/stable-image/generate"
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
@@ -105,26 +106,18 @@ def make_app(plan: StabilityFaultPlan, api_key: str | None = None) -> web.Applic
     async def generate(request: web.Request) -> web.Response:
         endpoint = request.match_info["endpoint"]
         fields: dict[str, str] = {}
-        files: dict[str, dict[str, Any]] = {}
-        inputs: dict[str, bytes] = {}
+        parts: list[FormFile] = []
         if request.content_type.startswith("multipart/form-data"):
-            for name, value in (await request.post()).items():
-                if isinstance(value, web.FileField):
-                    data = inputs[name] = value.file.read()
-                    files[name] = {
-                        "content_type": value.content_type,
-                        "size": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                    }
-                else:
-                    fields[name] = str(value)
+            fields, parts = await read_form(request)
+        files = {part.name: part.summary() for part in parts}
+        inputs = {part.name: part.data for part in parts}
         plan.record_request(request, {"fields": fields, "files": files})
         if not request.content_type.startswith("multipart/form-data"):
             return error_response(400, "content-type: must be multipart/form-data")
         fault = plan.take()
         if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
             return error_response(401)
-        early = await play_shared_fault(request, plan, fault, _fault_response)
+        early = await play_shared_fault(request, plan, fault, fault_response)
         if early is not None:
             return early
         problem = _problem(endpoint, fields, files)
@@ -135,11 +128,6 @@ def make_app(plan: StabilityFaultPlan, api_key: str | None = None) -> web.Applic
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post(API_PATH + "/{endpoint:core|ultra|sd3}", generate)
     return app
-
-
-def _fault_response(fault: Fault) -> web.Response:
-    message = None if fault.message == Fault().message else fault.message
-    return error_response(fault.status, message, **fault.headers)
 
 
 def _image_answer(

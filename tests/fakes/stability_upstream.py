@@ -24,7 +24,6 @@ with its text fields and, per file part, its name, content type, size and SHA-25
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import random
 import uuid
@@ -35,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
+from tests.fakes.multipart_form import read_form
 
 API_PATH = "/v2beta/audio/stable-audio-2"
 MODELS = ("stable-audio-2", "stable-audio-2.5")
@@ -139,23 +139,11 @@ def _check_fields(fields: dict[str, str], files: dict[str, dict[str, Any]], a2a:
 
 
 async def _read_form(request: web.Request) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    fields: dict[str, str] = {}
-    files: dict[str, dict[str, Any]] = {}
-    for name, value in (await request.post()).items():
-        if isinstance(value, web.FileField):
-            data = value.file.read()
-            files[name] = {
-                "filename": value.filename,
-                "content_type": value.content_type,
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
-        else:
-            fields[name] = str(value)
-    return fields, files
+    fields, parts = await read_form(request)
+    return fields, {part.name: {"filename": part.filename, **part.summary()} for part in parts}
 
 
-def _fault_response(fault: Fault) -> web.Response:
+def fault_response(fault: Fault) -> web.Response:
     """A ``status`` fault: the default message stands for "Stability's own for the status"."""
     message = None if fault.message == Fault().message else fault.message
     return error_response(fault.status, message, **fault.headers)
@@ -174,7 +162,7 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
         fault = plan.take()
         if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
             return error_response(401)
-        early = await play_shared_fault(request, plan, fault, _fault_response)
+        early = await play_shared_fault(request, plan, fault, fault_response)
         if early is not None:
             return early
         problem = _check_fields(fields, files, a2a)
