@@ -32,21 +32,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes import replicate_predictions as lifecycle
 from tests.fakes.faults import Fault
 from tests.fakes.images import image_bytes as drawn_image
-from tests.fakes.replicate_predictions import (
-    PredictionPlan,
-    add_prediction_routes,
-    fail_if_asked,
-    gate,
-    invalid_input,
-    new_prediction,
-    not_found,
-    now,
-    poll_stage,
-    problem,
-    public,
-)
 
 RATIOS = frozenset(
     {"1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"}
@@ -60,7 +48,7 @@ PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 _ids = itertools.count(1)
 
 
-class ReplicateImagesPlan(PredictionPlan):
+class ReplicateImagesPlan(lifecycle.PredictionPlan):
     """Faults (``push``) plus the prediction switches and what the fake saw."""
 
     def restore_switches(self) -> None:
@@ -113,7 +101,7 @@ def image_bytes(ratio: str, output_format: str, index: int) -> bytes:
 
 def make_app(plan: ReplicateImagesPlan, api_key: str | None = None) -> web.Application:
     predictions: dict[str, dict[str, Any]] = {}
-    enter = gate(plan, api_key, _fault_response)
+    enter = lifecycle.gate(plan, api_key, _fault_response)
 
     async def create(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read() or b"{}")
@@ -122,14 +110,14 @@ def make_app(plan: ReplicateImagesPlan, api_key: str | None = None) -> web.Appli
             return early
         model = f"{request.match_info['owner']}/{request.match_info['name']}"
         if model not in MODELS:
-            return not_found()
+            return lifecycle.not_found()
         invalid = invalid_fields(model, body.get("input"))
         if invalid:
-            return invalid_input(invalid)
+            return lifecycle.invalid_input(invalid)
         prefer = request.headers.get("prefer")
         plan.created.append({"model": model, "input": body["input"], "prefer": prefer})
         prediction_id = f"img{next(_ids):06d}" + "r" * 16
-        prediction = new_prediction(
+        prediction = lifecycle.new_prediction(
             request,
             prediction_id,
             model=model,
@@ -142,7 +130,7 @@ def make_app(plan: ReplicateImagesPlan, api_key: str | None = None) -> web.Appli
         predictions[prediction_id] = prediction
         if prefer is not None and prefer.startswith("wait"):
             _finish(prediction)
-        return public(prediction, status=201)
+        return lifecycle.public(prediction, status=201)
 
     async def delivery(request: web.Request) -> web.Response:
         # Delivery URLs are signed and public: no token needed (its presence is recorded).
@@ -159,30 +147,34 @@ def make_app(plan: ReplicateImagesPlan, api_key: str | None = None) -> web.Appli
         return web.Response(body=data, content_type=f"image/{output_format.replace('jpg', 'jpeg')}")
 
     def advance(prediction: dict[str, Any]) -> None:
-        stage = poll_stage(prediction, plan)
+        stage = lifecycle.poll_stage(prediction, plan)
         if stage == "processing":
-            prediction.update(status="processing", started_at=prediction["started_at"] or now())
+            prediction.update(
+                status="processing", started_at=prediction["started_at"] or lifecycle.now()
+            )
         elif stage == "done":
             _finish(prediction)
 
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/models/{owner}/{name}/predictions", create)
-    add_prediction_routes(app, predictions, plan, enter, advance)
+    lifecycle.add_prediction_routes(app, predictions, plan, enter, advance)
     app.router.add_get("/delivery/{id}/out-{index}.{ext}", delivery)
     return app
 
 
 def _fault_response(fault: Fault) -> web.Response:
     if fault.status == 429:
-        response = problem(429, "Request was throttled", "Expected available in 1 second.")
+        response = lifecycle.problem(
+            429, "Request was throttled", "Expected available in 1 second."
+        )
     else:
-        response = problem(fault.status, "Error", fault.message)
+        response = lifecycle.problem(fault.status, "Error", fault.message)
     response.headers.update(fault.headers)
     return response
 
 
 def _finish(prediction: dict[str, Any]) -> None:
-    if fail_if_asked(prediction):
+    if lifecycle.fail_if_asked(prediction):
         return
     model_input = prediction["input"]
     extension = model_input.get("output_format", "webp")

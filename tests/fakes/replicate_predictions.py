@@ -151,24 +151,24 @@ def add_prediction_routes(
 ) -> None:
     """``GET /v1/predictions/{id}`` (one poll of progress) and its ``/cancel``."""
 
-    async def get_prediction(request: web.Request) -> web.Response:
+    async def find(request: web.Request) -> dict[str, Any] | web.Response:
         early = await enter(request, None)
         if early is not None:
             return early
-        prediction = predictions.get(request.match_info["id"])
-        if prediction is None:
-            return not_found()
+        return predictions.get(request.match_info["id"]) or not_found()
+
+    async def get_prediction(request: web.Request) -> web.Response:
+        prediction = await find(request)
+        if isinstance(prediction, web.Response):
+            return prediction
         plan.polls.append(prediction["id"])
         advance(prediction)
         return public(prediction)
 
     async def cancel_prediction(request: web.Request) -> web.Response:
-        early = await enter(request, None)
-        if early is not None:
-            return early
-        prediction = predictions.get(request.match_info["id"])
-        if prediction is None:
-            return not_found()
+        prediction = await find(request)
+        if isinstance(prediction, web.Response):
+            return prediction
         plan.cancels.append(prediction["id"])
         if prediction["status"] in ("starting", "processing"):
             prediction.update(status="canceled", completed_at=now())

@@ -37,9 +37,9 @@ import orjson
 from aiohttp import web
 from PIL import Image
 
-from tests.fakes.faults import Fault, play_shared_fault
+from tests.fakes.faults import Fault
 from tests.fakes.multipart_form import FormFile, read_form
-from tests.fakes.stability_upstream import StabilityFaultPlan, error_response, fault_response
+from tests.fakes.stability_upstream import StabilityFaultPlan, admit, error_response
 
 API_PATH = "/v2beta/stable-image/generate"
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
@@ -114,10 +114,7 @@ def make_app(plan: StabilityFaultPlan, api_key: str | None = None) -> web.Applic
         plan.record_request(request, {"fields": fields, "files": files})
         if not request.content_type.startswith("multipart/form-data"):
             return error_response(400, "content-type: must be multipart/form-data")
-        fault = plan.take()
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-            return error_response(401)
-        early = await play_shared_fault(request, plan, fault, fault_response)
+        fault, early = await admit(request, plan, api_key)
         if early is not None:
             return early
         problem = _problem(endpoint, fields, files)

@@ -149,6 +149,16 @@ def fault_response(fault: Fault) -> web.Response:
     return error_response(fault.status, message, **fault.headers)
 
 
+async def admit(
+    request: web.Request, plan: FaultPlan, api_key: str | None
+) -> tuple[Fault, web.Response | None]:
+    """The request's fault, and the answer that ends it early: a wrong key, or the fault."""
+    fault = plan.take()
+    if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+        return fault, error_response(401)
+    return fault, await play_shared_fault(request, plan, fault, fault_response)
+
+
 def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
     """The two Stable Audio 2 endpoints under ``API_PATH``; point ``base_url`` at the root."""
 
@@ -159,10 +169,7 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             return error_response(400, "content-type: must be multipart/form-data")
         fields, files = await _read_form(request)
         plan.record(request.path, _headers(request), {"fields": fields, "files": files})
-        fault = plan.take()
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-            return error_response(401)
-        early = await play_shared_fault(request, plan, fault, fault_response)
+        fault, early = await admit(request, plan, api_key)
         if early is not None:
             return early
         problem = _check_fields(fields, files, a2a)
