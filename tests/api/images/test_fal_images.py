@@ -6,26 +6,24 @@ mid-poll cancels the queued request."""
 from __future__ import annotations
 
 import base64
-import io
-import socket
 
 import httpx
-import openai
-import orjson
 import pytest
-from PIL import Image
 
 from tests.api.images.conftest import FAL_KEY, ImageFakes
-from tests.api.images.test_replicate_images import images_response, sdk
-from tests.conftest import DEV_KEY, auth, wait_until
+from tests.api.images.support import (
+    abandoned_generation,
+    assert_error,
+    decode,
+    images_response,
+    masked_edit,
+    post_generation,
+    refused_fields,
+    sdk,
+)
+from tests.conftest import auth, wait_until
 from tests.fakes.images import image_bytes
 from tests.fakes.server import UvicornServer
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 def test_sdk_generate_b64_json_through_the_queue(hosted: UvicornServer, fakes: ImageFakes) -> None:
@@ -127,14 +125,7 @@ def test_a_failed_job_is_the_error_envelope(
     code: str,
 ) -> None:
     fakes.fal.fail_next = failure
-    response = httpx.post(
-        hosted.url + "/v1/images/generations",
-        json={"model": "fal-flux", "prompt": "x"},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
+    assert_error(post_generation(hosted, {"model": "fal-flux", "prompt": "x"}), status, code)
     assert len(fakes.fal.submitted) == 1
 
 
@@ -142,20 +133,11 @@ def test_webp_a_mask_or_an_unsupported_size_is_a_400_naming_the_field(
     hosted: UvicornServer, fakes: ImageFakes
 ) -> None:
     client = sdk(hosted)
-    with pytest.raises(openai.BadRequestError) as size:
-        client.images.generate(model="fal-flux", prompt="x", size="256x256")
-    assert [d["field"] for d in size.value.body["details"]] == ["size"]  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as webp:
-        client.images.generate(model="fal-flux", prompt="x", output_format="webp")
-    assert [d["field"] for d in webp.value.body["details"]] == ["output_format"]  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as mask:
-        client.images.edit(
-            model="fal-flux-edit",
-            image=("in.png", image_bytes("PNG"), "image/png"),
-            mask=("mask.png", image_bytes("PNG"), "image/png"),
-            prompt="x",
-        )
-    assert [d["field"] for d in mask.value.body["details"]] == ["mask"]  # type: ignore[index]
+    size = {"model": "fal-flux", "prompt": "x", "size": "256x256"}
+    assert refused_fields(client.images.generate, **size) == ["size"]
+    webp = {"model": "fal-flux", "prompt": "x", "output_format": "webp"}
+    assert refused_fields(client.images.generate, **webp) == ["output_format"]
+    assert refused_fields(client.images.edit, **masked_edit("fal-flux-edit")) == ["mask"]
     assert fakes.fal.submitted == []
 
 
@@ -163,14 +145,7 @@ def test_a_client_leaving_mid_poll_cancels_the_request(
     hosted: UvicornServer, fakes: ImageFakes
 ) -> None:
     fakes.fal.polls_per_state = 1_000_000
-    body = orjson.dumps({"model": "fal-flux", "prompt": "a very long queue"})
-    head = (
-        f"POST /v1/images/generations HTTP/1.1\r\nhost: {hosted.url[7:]}\r\n"
-        f"authorization: Bearer {DEV_KEY}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", hosted.port)) as client:
-        client.sendall(head.encode() + body)
+    with abandoned_generation(hosted, {"model": "fal-flux", "prompt": "a very long queue"}):
         wait_until(lambda: len(fakes.fal.status_polls) >= 3)
     wait_until(lambda: len(fakes.fal.cancelled) == 1)
     assert fakes.fal.cancelled == [fakes.fal.status_polls[0]]

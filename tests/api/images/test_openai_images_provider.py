@@ -11,22 +11,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
-from PIL import Image
 
 from providers.chat.openai_compat import OpenAICompatAdapter
 from providers.images.openai import OpenAIImagesAdapter
-from tests.api.images.test_generations import reference
-from tests.conftest import DEV_KEY, TEST_ENV, GatewayFactory, auth, base_config
+from tests.api.images.support import (
+    assert_error,
+    decode,
+    post_edit,
+    post_generation,
+    reset_around,
+    sdk,
+    serve_fake,
+    valid_answer,
+)
+from tests.conftest import TEST_ENV, GatewayFactory, auth, base_config
 from tests.fakes.images import image_bytes
 from tests.fakes.openai_images_upstream import OpenAIImagesPlan, make_app
-from tests.fakes.server import UvicornServer, serve_aiohttp
+from tests.fakes.server import UvicornServer
 
 SECRET = "openai-images-secret-for-tests"
 TEST_ENV["TEST_OPENAI_IMAGES_KEY"] = SECRET
@@ -76,15 +82,12 @@ def images_config(url: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def _fake() -> Iterator[tuple[OpenAIImagesPlan, str]]:
     plan = OpenAIImagesPlan()
-    with serve_aiohttp(make_app(plan, api_key=SECRET)) as url:
-        yield plan, url
+    yield from serve_fake(plan, make_app(plan, api_key=SECRET))
 
 
 @pytest.fixture
 def plan(_fake: tuple[OpenAIImagesPlan, str]) -> Iterator[OpenAIImagesPlan]:
-    _fake[0].reset()
-    yield _fake[0]
-    _fake[0].reset()
+    yield from reset_around(_fake[0])
 
 
 @pytest.fixture
@@ -95,21 +98,6 @@ def fake_url(_fake: tuple[OpenAIImagesPlan, str]) -> str:
 @pytest.fixture
 def server(gateway_factory: GatewayFactory, plan: OpenAIImagesPlan, fake_url: str) -> UvicornServer:
     return gateway_factory(images_config(fake_url))
-
-
-def sdk(server: UvicornServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=DEV_KEY, max_retries=0)
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def valid_answer(answer: Any) -> None:
-    body = answer.model_dump(exclude_none=True)
-    assert [e.message for e in reference("ImagesResponse").iter_errors(body)] == []
 
 
 def test_the_images_kind_is_the_chat_kind() -> None:
@@ -208,14 +196,8 @@ def test_a_failed_download_is_an_upstream_error(
 ) -> None:
     plan.answer_urls = True
     plan.file_status = 403
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"model": "gpt-image", "prompt": PROMPT},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == 502, response.text
-    assert response.json()["error"]["code"] == "upstream_error"
+    response = post_generation(server, {"model": "gpt-image", "prompt": PROMPT})
+    assert_error(response, 502, "upstream_error")
 
 
 def test_sdk_edit_sends_image_parts_and_the_mask(
@@ -286,12 +268,7 @@ def test_sdk_edit_of_one_image_sends_the_image_part(
 def test_a_generation_the_adapter_cannot_serve_is_a_400_naming_the_field(
     server: UvicornServer, plan: OpenAIImagesPlan, body: dict[str, Any], field: str | None
 ) -> None:
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"prompt": PROMPT, **body},
-        headers=auth(),
-        timeout=30,
-    )
+    response = post_generation(server, {"prompt": PROMPT, **body})
     if field is None:  # within what the adapter declares: served
         assert response.status_code == 200, response.text
         assert len(response.json()["data"]) == 10
@@ -305,18 +282,8 @@ def test_an_edit_with_a_mask_the_adapter_cannot_take_is_a_400(
     server: UvicornServer, plan: OpenAIImagesPlan
 ) -> None:
     source = image_bytes("PNG", (256, 256))
-    response = httpx.post(
-        server.url + "/v1/images/edits",
-        files=[
-            ("model", (None, "dalle-2")),
-            ("prompt", (None, "snow")),
-            ("size", (None, "256x256")),
-            ("image", ("a.png", source, "image/png")),
-            ("mask", ("m.png", source, "image/png")),
-        ],
-        headers=auth(),
-        timeout=10,
-    )
+    fields = {"model": "dalle-2", "prompt": "snow", "size": "256x256"}
+    response = post_edit(server, fields, [("image", source), ("mask", source)])
     assert response.status_code == 400, response.text
     assert [d["field"] for d in response.json()["error"]["details"]] == ["mask"]
     assert plan.calls == 0
@@ -335,12 +302,7 @@ def test_upstream_failures_map_to_the_envelope(
     server: UvicornServer, plan: OpenAIImagesPlan, fault: dict[str, Any], status: int, code: str
 ) -> None:
     plan.push("status", times=2, **fault)
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"model": "gpt-image", "prompt": PROMPT},
-        headers=auth(),
-        timeout=10,
-    )
+    response = post_generation(server, {"model": "gpt-image", "prompt": PROMPT})
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["request_id"] == response.headers["x-request-id"]
@@ -359,11 +321,5 @@ def test_a_malformed_answer_is_an_upstream_error(
     server: UvicornServer, plan: OpenAIImagesPlan
 ) -> None:
     plan.push("malformed", times=2)
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"model": "gpt-image", "prompt": PROMPT},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == 502, response.text
-    assert response.json()["error"]["code"] == "upstream_error"
+    response = post_generation(server, {"model": "gpt-image", "prompt": PROMPT})
+    assert_error(response, 502, "upstream_error")
