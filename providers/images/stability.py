@@ -47,8 +47,7 @@ from providers.images.base import (
     dimensions,
     provider_image,
 )
-from providers.shared_wire import STABILITY_FINISH_FILTERED as FINISH_FILTERED
-from providers.shared_wire import STABILITY_FINISH_SUCCESS as FINISH_SUCCESS
+from providers.shared_wire import check_stability_reply
 from providers.shared_wire import stability_error as error_from_response
 
 DEFAULT_API_PATH = "/v2beta/stable-image/generate"
@@ -162,16 +161,7 @@ def build_form(
 
 def parse_image_reply(headers: Mapping[str, str], body: bytes, output_format: str) -> ImageOutput:
     """Check a 200 answer finished and really is an image of the asked format."""
-    finish = (headers.get("finish-reason") or FINISH_SUCCESS).strip().upper()
-    if finish == FINISH_FILTERED:
-        raise UpstreamError(
-            "client_error", "The provider's content moderation filtered the generated image."
-        )
-    if finish != FINISH_SUCCESS:
-        raise UpstreamError("server", f"The provider finished the image with {finish[:40]}.")
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if not content_type.startswith("image/"):
-        raise UpstreamError("server", "The provider answered without an image.")
+    check_stability_reply(headers, "image", finished="the image", missing="an image")
     return provider_image(body, output_format)
 
 

@@ -27,6 +27,7 @@ from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatu
 from providers.shared_wire import (
     STABILITY_FINISH_FILTERED,
     STABILITY_FINISH_SUCCESS,
+    check_stability_reply,
     stability_error,
 )
 
@@ -104,16 +105,9 @@ def parse_audio_reply(
     headers: Mapping[str, str], body: bytes, duration_seconds: float | None
 ) -> MusicOutput:
     """Check a 200 answer really is audio and turn it into the job's one output."""
-    finish = (headers.get("finish-reason") or FINISH_SUCCESS).strip().upper()
-    if finish == FINISH_FILTERED:
-        raise UpstreamError(
-            "client_error", "The provider's content moderation filtered the generated audio."
-        )
-    if finish != FINISH_SUCCESS:
-        raise UpstreamError("server", f"The provider finished the generation with {finish[:40]}.")
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if not content_type.startswith("audio/"):
-        raise UpstreamError("server", "The provider answered without audio.")
+    content_type = check_stability_reply(
+        headers, "audio", finished="the generation", missing="audio"
+    )
     if not body:
         raise UpstreamError("server", "The provider returned an empty audio file.")
     return MusicOutput(content_type, data=body, duration_seconds=duration_seconds)
