@@ -47,7 +47,7 @@ from providers.images.base import (
     dimensions,
     provider_image,
 )
-from providers.shared_wire import check_stability_reply
+from providers.shared_wire import check_stability_reply, stability_headers
 from providers.shared_wire import stability_error as error_from_response
 
 DEFAULT_API_PATH = "/v2beta/stable-image/generate"
@@ -203,10 +203,7 @@ class StabilityImagesAdapter:
         self.max_n = options.image_max_n
         self._api_path = options.image_api_path.rstrip("/")
         self._strength = options.image_strength
-        # Raw image bytes rather than JSON with base64, which is a third larger.
-        headers = {"accept": "image/*"}
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers = stability_headers("image/*", settings.api_key)
         self._http = HttpUpstream(settings, headers, options)
 
     async def start(self) -> None:

@@ -29,6 +29,7 @@ from providers.shared_wire import (
     STABILITY_FINISH_SUCCESS,
     check_stability_reply,
     stability_error,
+    stability_headers,
 )
 
 DEFAULT_API_PATH = "/v2beta/audio/stable-audio-2"
@@ -143,10 +144,7 @@ class StabilityMusicAdapter:
         self._steps = options.steps
         self._cfg_scale = options.cfg_scale
         self._default_strength = options.default_strength
-        # Raw audio bytes rather than JSON with base64, which is a third larger and must be decoded.
-        headers = {"accept": "audio/*"}
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers = stability_headers("audio/*", settings.api_key)
         self._http = HttpUpstream(settings, headers, options)
 
     async def start(self) -> None:
