@@ -26,20 +26,23 @@ its content type, size and SHA-256.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import math
 import random
 from typing import Any
 
-import orjson
 from aiohttp import web
 from PIL import Image
 
 from tests.fakes.faults import Fault
 from tests.fakes.multipart_form import FormFile, read_form
-from tests.fakes.stability_upstream import StabilityFaultPlan, admit, error_response
+from tests.fakes.stability_upstream import (
+    StabilityFaultPlan,
+    admit,
+    error_response,
+    generated_answer,
+)
 
 API_PATH = "/v2beta/stable-image/generate"
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
@@ -140,18 +143,6 @@ def _image_answer(
     tint = hashlib.sha256(f"{fields['prompt']}/{seed}".encode()).digest()
     buffer = io.BytesIO()
     Image.new("RGB", size, (tint[0], tint[1], tint[2])).save(buffer, PIL_FORMATS[output_format])
+    content_type = MEDIA_TYPES[output_format]
     image = buffer.getvalue()
-    finish = "CONTENT_FILTERED" if fault.name == "filtered" else "SUCCESS"
-    wants_json = request.headers.get("accept", "").startswith("application/json")
-    if fault.name == "malformed" or wants_json:
-        payload = {"image": base64.b64encode(image).decode(), "finish_reason": finish, "seed": seed}
-        return web.Response(body=orjson.dumps(payload), content_type="application/json")
-    if fault.name == "empty":
-        image = b""
-    headers = {
-        "content-type": MEDIA_TYPES[output_format],
-        "finish-reason": finish,
-        "seed": str(seed),
-        **fault.headers,
-    }
-    return web.Response(body=image, headers=headers)
+    return generated_answer(request, fault, "image", image, content_type=content_type, seed=seed)

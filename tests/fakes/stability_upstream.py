@@ -190,15 +190,29 @@ def _audio_answer(request: web.Request, fields: dict[str, str], fault: Fault) ->
         audio, content_type = wav_bytes(float(fields.get("duration", MAX_DURATION))), "audio/wav"
     else:
         audio, content_type = mp3_bytes(), "audio/mpeg"
+    return generated_answer(request, fault, "audio", audio, content_type=content_type, seed=seed)
+
+
+def generated_answer(
+    request: web.Request, fault: Fault, key: str, data: bytes, *, content_type: str, seed: int
+) -> web.Response:
+    """A finished generation as Stability answers it: the raw bytes with ``finish-reason`` and
+    ``seed`` headers, or JSON with ``data`` in base64 under ``key`` when the client accepts
+    ``application/json`` (or the fault is ``malformed``: JSON where bytes were asked)."""
     finish = "CONTENT_FILTERED" if fault.name == "filtered" else "SUCCESS"
     wants_json = request.headers.get("accept", "").startswith("application/json")
     if fault.name == "malformed" or wants_json:
-        payload = {"audio": base64.b64encode(audio).decode(), "finish_reason": finish, "seed": seed}
+        payload = {key: base64.b64encode(data).decode(), "finish_reason": finish, "seed": seed}
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
     if fault.name == "empty":
-        audio = b""
-    headers = {"finish-reason": finish, "seed": str(seed), **fault.headers}
-    return web.Response(body=audio, headers={"content-type": content_type, **headers})
+        data = b""
+    headers = {
+        "content-type": content_type,
+        "finish-reason": finish,
+        "seed": str(seed),
+        **fault.headers,
+    }
+    return web.Response(body=data, headers=headers)
 
 
 def _headers(request: web.Request) -> dict[str, str]:
