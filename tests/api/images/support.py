@@ -115,10 +115,24 @@ def abandoned_generation(server: UvicornServer, body: dict[str, Any]) -> Iterato
         yield
 
 
-def serve_fake(plan: PlanT, app: web.Application) -> Iterator[tuple[PlanT, str]]:
-    """For a module fixture: the fake's plan and its URL while it serves."""
-    with serve_aiohttp(app) as url:
-        yield plan, url
+def fake_fixtures(
+    new_plan: Callable[[], PlanT], app: Callable[[PlanT], web.Application]
+) -> tuple[Any, Any]:
+    """A module's fixtures over one fake upstream, to bind as ``served_fake, plan``:
+    ``served_fake`` (module scope) is the plan and the URL of the serving fake, ``plan`` that
+    plan, fresh for each test and left fresh after it."""
+
+    @pytest.fixture(scope="module")
+    def served_fake() -> Iterator[tuple[PlanT, str]]:
+        fresh = new_plan()
+        with serve_aiohttp(app(fresh)) as url:
+            yield fresh, url
+
+    @pytest.fixture
+    def plan(served_fake: tuple[PlanT, str]) -> Iterator[PlanT]:
+        yield from reset_around(served_fake[0])
+
+    return served_fake, plan
 
 
 def reset_around(plan: PlanT) -> Iterator[PlanT]:

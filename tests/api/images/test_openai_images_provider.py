@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,11 +21,10 @@ from providers.images.openai import OpenAIImagesAdapter
 from tests.api.images.support import (
     assert_error,
     decode,
+    fake_fixtures,
     post_edit,
     post_generation,
-    reset_around,
     sdk,
-    serve_fake,
     valid_answer,
 )
 from tests.conftest import TEST_ENV, GatewayFactory, auth, base_config
@@ -79,20 +77,12 @@ def images_config(url: str) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module")
-def _fake() -> Iterator[tuple[OpenAIImagesPlan, str]]:
-    plan = OpenAIImagesPlan()
-    yield from serve_fake(plan, make_app(plan, api_key=SECRET))
+served_fake, plan = fake_fixtures(OpenAIImagesPlan, lambda fresh: make_app(fresh, SECRET))
 
 
 @pytest.fixture
-def plan(_fake: tuple[OpenAIImagesPlan, str]) -> Iterator[OpenAIImagesPlan]:
-    yield from reset_around(_fake[0])
-
-
-@pytest.fixture
-def fake_url(_fake: tuple[OpenAIImagesPlan, str]) -> str:
-    return _fake[1]
+def fake_url(served_fake: tuple[OpenAIImagesPlan, str]) -> str:
+    return served_fake[1]
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,11 +21,10 @@ from openapi_spec_validator import validate
 from tests.api.images.support import (
     assert_error,
     decode,
+    fake_fixtures,
     post_edit,
     post_generation,
-    reset_around,
     sdk,
-    serve_fake,
     valid_answer,
 )
 from tests.conftest import TEST_ENV, GatewayFactory, auth, base_config
@@ -60,22 +58,14 @@ def stability_config(url: str) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module")
-def _fake() -> Iterator[tuple[StabilityFaultPlan, str]]:
-    plan = StabilityFaultPlan()
-    yield from serve_fake(plan, make_app(plan, api_key=SECRET))
-
-
-@pytest.fixture
-def plan(_fake: tuple[StabilityFaultPlan, str]) -> Iterator[StabilityFaultPlan]:
-    yield from reset_around(_fake[0])
+served_fake, plan = fake_fixtures(StabilityFaultPlan, lambda fresh: make_app(fresh, SECRET))
 
 
 @pytest.fixture
 def server(
-    gateway_factory: GatewayFactory, plan: StabilityFaultPlan, _fake: tuple[Any, str]
+    gateway_factory: GatewayFactory, plan: StabilityFaultPlan, served_fake: tuple[Any, str]
 ) -> UvicornServer:
-    return gateway_factory(stability_config(_fake[1]))
+    return gateway_factory(stability_config(served_fake[1]))
 
 
 def generate(server: UvicornServer, body: dict[str, Any]) -> httpx.Response:
