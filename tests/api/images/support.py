@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from PIL import Image
 
 from tests.conftest import DEV_KEY, auth
+from tests.fakes.faults import FaultPlan
 from tests.fakes.images import image_bytes
 from tests.fakes.server import UvicornServer, serve_aiohttp
 
@@ -80,6 +81,32 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     assert response.status_code == status, response.text
     error: dict[str, Any] = response.json()["error"]
     assert error["code"] == code
+    return error
+
+
+def fields_of_400(response: httpx.Response) -> list[str]:
+    """The fields a gateway 400 names (the response must be one)."""
+    error = assert_error(response, 400, "invalid_request")
+    return [detail["field"] for detail in error.get("details", [])]
+
+
+def failed_generation(
+    server: UvicornServer, plan: FaultPlan, fault: dict[str, Any], body: dict[str, Any]
+) -> httpx.Response:
+    """A generation whose upstream answers the ``status`` fault ``fault`` (twice: a retry
+    meets it again)."""
+    plan.push("status", times=2, **fault)
+    return post_generation(server, body)
+
+
+def assert_upstream_failure(
+    response: httpx.Response, status: int, code: str, hidden: tuple[str, ...]
+) -> dict[str, Any]:
+    """The envelope of an upstream failure: ``status`` and ``code``, the request's id, and
+    none of the ``hidden`` strings (keys, upstream hosts); its error object."""
+    error = assert_error(response, status, code)
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert not [text for text in hidden if text in response.text]
     return error
 
 

@@ -20,8 +20,11 @@ from providers.chat.openai_compat import OpenAICompatAdapter
 from providers.images.openai import OpenAIImagesAdapter
 from tests.api.images.support import (
     assert_error,
+    assert_upstream_failure,
     decode,
+    failed_generation,
     fake_fixtures,
+    fields_of_400,
     post_edit,
     post_generation,
     sdk,
@@ -263,8 +266,7 @@ def test_a_generation_the_adapter_cannot_serve_is_a_400_naming_the_field(
         assert response.status_code == 200, response.text
         assert len(response.json()["data"]) == 10
         return
-    assert response.status_code == 400, response.text
-    assert field in [detail["field"] for detail in response.json()["error"]["details"]]
+    assert field in fields_of_400(response)
     assert plan.calls == 0
 
 
@@ -274,16 +276,23 @@ def test_an_edit_with_a_mask_the_adapter_cannot_take_is_a_400(
     source = image_bytes("PNG", (256, 256))
     fields = {"model": "dalle-2", "prompt": "snow", "size": "256x256"}
     response = post_edit(server, fields, [("image", source), ("mask", source)])
-    assert response.status_code == 400, response.text
-    assert [d["field"] for d in response.json()["error"]["details"]] == ["mask"]
+    assert fields_of_400(response) == ["mask"]
     assert plan.calls == 0
 
 
 @pytest.mark.parametrize(
     ("fault", "status", "code"),
     [
-        ({"status": 400, "message": "Your prompt was rejected.", "param": "prompt"}, 400, None),
-        ({"status": 401, "message": "Incorrect API key provided: sk-abc123"}, 502, None),
+        (
+            {"status": 400, "message": "Your prompt was rejected.", "param": "prompt"},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"status": 401, "message": "Incorrect API key provided: sk-abc123"},
+            502,
+            "upstream_error",
+        ),
         ({"status": 429, "headers": {"retry-after": "0"}}, 429, "rate_limited"),
         ({"status": 500}, 502, "upstream_error"),
     ],
@@ -291,20 +300,11 @@ def test_an_edit_with_a_mask_the_adapter_cannot_take_is_a_400(
 def test_upstream_failures_map_to_the_envelope(
     server: UvicornServer, plan: OpenAIImagesPlan, fault: dict[str, Any], status: int, code: str
 ) -> None:
-    plan.push("status", times=2, **fault)
-    response = post_generation(server, {"model": "gpt-image", "prompt": PROMPT})
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["request_id"] == response.headers["x-request-id"]
-    assert SECRET not in response.text and "sk-abc" not in response.text
+    response = failed_generation(server, plan, fault, {"model": "gpt-image", "prompt": PROMPT})
+    error = assert_upstream_failure(response, status, code, (SECRET, "sk-abc"))
     if status == 400:
-        assert error["code"] == "invalid_request"
         assert error["details"][0]["field"] == "prompt"
         assert "Your prompt was rejected." in error["message"]
-    elif status == 502:
-        assert error["code"] == "upstream_error"
-    else:
-        assert error["code"] == code
 
 
 def test_a_malformed_answer_is_an_upstream_error(
