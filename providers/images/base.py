@@ -136,6 +136,13 @@ def declared_formats(formats: Iterable[str], owner: str) -> frozenset[str]:
     return found
 
 
+def declared_max_n(max_n: int, owner: str) -> int:
+    """The most images per request an adapter's options declare: at least 1 (ValueError)."""
+    if max_n < 1:
+        raise ValueError(f"{owner}: image_max_n must be at least 1")
+    return max_n
+
+
 def dimensions(size: str) -> tuple[int, int] | None:
     """``"1536x1024"`` -> (1536, 1024); ``"auto"`` -> None."""
     if size == "auto":

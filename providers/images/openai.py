@@ -47,6 +47,7 @@ from providers.images.base import (
     ImageOutput,
     ImageRequest,
     declared_formats,
+    declared_max_n,
     declared_sizes,
     provider_image,
 )
@@ -209,9 +210,7 @@ class OpenAIImagesAdapter:
         owner = f"provider {settings.name}"
         self.sizes = declared_sizes(options.image_sizes, owner)
         self.formats = declared_formats(options.image_formats, owner)
-        if options.image_max_n < 1:
-            raise ValueError(f"{owner}: image_max_n must be at least 1")
-        self.max_n = options.image_max_n
+        self.max_n = declared_max_n(options.image_max_n, owner)
         self.supports_edit = options.image_edits
         self.supports_mask = options.image_masks
         self.supports_transparency = options.image_transparency

@@ -43,6 +43,7 @@ from providers.images.base import (
     ImageOutput,
     ImageRequest,
     declared_formats,
+    declared_max_n,
     declared_sizes,
     dimensions,
     provider_image,
@@ -196,11 +197,9 @@ class StabilityImagesAdapter:
             except ValueError as exc:
                 raise ValueError(f"{owner}: image_sizes: {exc}") from None
         self.formats = declared_formats(options.image_formats, owner)
-        if options.image_max_n < 1:
-            raise ValueError(f"{owner}: image_max_n must be at least 1")
+        self.max_n = declared_max_n(options.image_max_n, owner)
         if not 0 <= options.image_strength <= 1:
             raise ValueError(f"{owner}: image_strength must be from 0 to 1")
-        self.max_n = options.image_max_n
         self._api_path = options.image_api_path.rstrip("/")
         self._strength = options.image_strength
         headers = stability_headers("image/*", settings.api_key)
