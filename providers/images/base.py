@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from providers.base import UpstreamError
+from providers.http.values import UpstreamOptions
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -141,6 +142,27 @@ def declared_max_n(max_n: int, owner: str) -> int:
     if max_n < 1:
         raise ValueError(f"{owner}: image_max_n must be at least 1")
     return max_n
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredImageOptions(UpstreamOptions):
+    """The options by which an adapter declares what it makes; each adapter sets its own
+    defaults. The ``image_`` prefix keeps them apart from the kind's other adapters' options."""
+
+    image_sizes: tuple[str, ...] = ("auto",)
+    image_formats: tuple[str, ...] = FORMATS
+    image_max_n: int = 1
+
+
+def declared_images(
+    options: DeclaredImageOptions, owner: str
+) -> tuple[frozenset[str], frozenset[str], int]:
+    """``sizes``, ``formats`` and ``max_n`` as the options declare them (ValueError if wrong)."""
+    return (
+        declared_sizes(options.image_sizes, owner),
+        declared_formats(options.image_formats, owner),
+        declared_max_n(options.image_max_n, owner),
+    )
 
 
 def dimensions(size: str) -> tuple[int, int] | None:

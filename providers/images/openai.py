@@ -41,14 +41,12 @@ import orjson
 
 from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.upstream import HttpUpstream
-from providers.http.values import FormBytes, UpstreamOptions
+from providers.http.values import FormBytes
 from providers.images.base import (
-    FORMATS,
+    DeclaredImageOptions,
     ImageOutput,
     ImageRequest,
-    declared_formats,
-    declared_max_n,
-    declared_sizes,
+    declared_images,
     provider_image,
 )
 from providers.scrub import STRUCTURAL, Scrubber
@@ -184,12 +182,11 @@ def origin(url: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class OpenAIImageOptions(UpstreamOptions):
+class OpenAIImageOptions(DeclaredImageOptions):
     """The image options of the ``openai`` kind."""
 
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     image_sizes: tuple[str, ...] = DEFAULT_SIZES
-    image_formats: tuple[str, ...] = FORMATS
     image_max_n: int = DEFAULT_MAX_N
     image_edits: bool = True
     image_masks: bool = True
@@ -208,9 +205,7 @@ class OpenAIImagesAdapter:
     def __init__(self, settings: ProviderSettings) -> None:
         options = read_options(self.Options, settings.options)
         owner = f"provider {settings.name}"
-        self.sizes = declared_sizes(options.image_sizes, owner)
-        self.formats = declared_formats(options.image_formats, owner)
-        self.max_n = declared_max_n(options.image_max_n, owner)
+        self.sizes, self.formats, self.max_n = declared_images(options, owner)
         self.supports_edit = options.image_edits
         self.supports_mask = options.image_masks
         self.supports_transparency = options.image_transparency

@@ -37,14 +37,13 @@ from typing import ClassVar
 
 from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.upstream import HttpUpstream
-from providers.http.values import FormBytes, UpstreamOptions
+from providers.http.values import FormBytes
 from providers.images.base import (
     FORMATS,
+    DeclaredImageOptions,
     ImageOutput,
     ImageRequest,
-    declared_formats,
-    declared_max_n,
-    declared_sizes,
+    declared_images,
     dimensions,
     provider_image,
 )
@@ -167,12 +166,11 @@ def parse_image_reply(headers: Mapping[str, str], body: bytes, output_format: st
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class StabilityImageOptions(UpstreamOptions):
+class StabilityImageOptions(DeclaredImageOptions):
     """The image options of the ``stability`` kind."""
 
     image_api_path: str = DEFAULT_API_PATH
     image_sizes: tuple[str, ...] = DEFAULT_SIZES
-    image_formats: tuple[str, ...] = FORMATS
     image_max_n: int = DEFAULT_MAX_N
     image_strength: float = DEFAULT_STRENGTH
 
@@ -190,14 +188,12 @@ class StabilityImagesAdapter:
     def __init__(self, settings: ProviderSettings) -> None:
         options = read_options(self.Options, settings.options)
         owner = f"provider {settings.name}"
-        self.sizes = declared_sizes(options.image_sizes, owner)
+        self.sizes, self.formats, self.max_n = declared_images(options, owner)
         for size in self.sizes:
             try:
                 aspect_ratio(size)
             except ValueError as exc:
                 raise ValueError(f"{owner}: image_sizes: {exc}") from None
-        self.formats = declared_formats(options.image_formats, owner)
-        self.max_n = declared_max_n(options.image_max_n, owner)
         if not 0 <= options.image_strength <= 1:
             raise ValueError(f"{owner}: image_strength must be from 0 to 1")
         self._api_path = options.image_api_path.rstrip("/")
