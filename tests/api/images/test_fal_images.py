@@ -1,27 +1,22 @@
 """FLUX on fal.ai behind ``/v1/images/*``: the official SDK through the gateway against the fake
 queue. The fake sees the documented submit, status, result and file calls; the client sees only
-the gateway's answer (never a fal URL); a failed job gets the envelope, and a client that leaves
-mid-poll cancels the queued request."""
+the gateway's answer (never a fal URL). What fal promises as Replicate does (failed jobs,
+refusals, cancels) is in test_hosted_images."""
 
 from __future__ import annotations
 
 import base64
 
 import httpx
-import pytest
 
 from tests.api.images.conftest import FAL_KEY, ImageFakes
 from tests.api.images.support import (
-    abandoned_generation,
-    assert_error,
     decode,
     images_response,
-    masked_edit,
-    post_generation,
     refused_fields,
     sdk,
 )
-from tests.conftest import auth, wait_until
+from tests.conftest import auth
 from tests.fakes.images import image_bytes
 from tests.fakes.server import UvicornServer
 
@@ -106,48 +101,7 @@ def test_sdk_edit_sends_image_url_and_strength_to_image_to_image(
     assert fakes.fal.requests[0].path == "/fal-ai/flux/dev/image-to-image"
 
 
-@pytest.mark.parametrize(
-    ("failure", "status", "code"),
-    [
-        ((500, {"detail": "Runner crashed", "error_type": "runner_error"}), 502, "upstream_error"),
-        (
-            (422, {"detail": [{"loc": ["body", "prompt"], "msg": "flagged", "type": "policy"}]}),
-            400,
-            "invalid_request",
-        ),
-    ],
-)
-def test_a_failed_job_is_the_error_envelope(
-    hosted: UvicornServer,
-    fakes: ImageFakes,
-    failure: tuple[int, dict[str, object]],
-    status: int,
-    code: str,
-) -> None:
-    fakes.fal.fail_next = failure
-    assert_error(post_generation(hosted, {"model": "fal-flux", "prompt": "x"}), status, code)
-    assert len(fakes.fal.submitted) == 1
-
-
-def test_webp_a_mask_or_an_unsupported_size_is_a_400_naming_the_field(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    client = sdk(hosted)
-    size = {"model": "fal-flux", "prompt": "x", "size": "256x256"}
-    assert refused_fields(client.images.generate, **size) == ["size"]
+def test_webp_is_a_400_naming_the_field(hosted: UvicornServer, fakes: ImageFakes) -> None:
     webp = {"model": "fal-flux", "prompt": "x", "output_format": "webp"}
-    assert refused_fields(client.images.generate, **webp) == ["output_format"]
-    assert refused_fields(client.images.edit, **masked_edit("fal-flux-edit")) == ["mask"]
+    assert refused_fields(sdk(hosted).images.generate, **webp) == ["output_format"]
     assert fakes.fal.submitted == []
-
-
-def test_a_client_leaving_mid_poll_cancels_the_request(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    fakes.fal.polls_per_state = 1_000_000
-    with abandoned_generation(hosted, {"model": "fal-flux", "prompt": "a very long queue"}):
-        wait_until(lambda: len(fakes.fal.status_polls) >= 3)
-    wait_until(lambda: len(fakes.fal.cancelled) == 1)
-    assert fakes.fal.cancelled == [fakes.fal.status_polls[0]]
-    cancel = [r for r in fakes.fal.requests if r.path.endswith("/cancel")]
-    assert cancel[0].path == f"/fal-ai/flux/requests/{fakes.fal.cancelled[0]}/cancel"

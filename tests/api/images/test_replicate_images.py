@@ -1,7 +1,8 @@
 """FLUX on Replicate behind ``/v1/images/*``: the official SDK through the gateway against the
 fake predictions API. The fake sees FLUX's documented input, the client sees only the gateway's
-answer (never a Replicate URL), failures get the envelope, and a client that leaves mid-poll
-cancels the prediction."""
+answer (never a Replicate URL), and a prediction past the deadline or whose poll fails is
+canceled. What Replicate promises as fal does (failed jobs, refusals, a client that leaves) is
+in test_hosted_images."""
 
 from __future__ import annotations
 
@@ -9,17 +10,13 @@ import base64
 import threading
 
 import httpx
-import pytest
 
 from tests.api.images.conftest import REPLICATE_TOKEN, ImageFakes, hosted_config
 from tests.api.images.support import (
-    abandoned_generation,
     assert_error,
     decode,
     images_response,
-    masked_edit,
     post_generation,
-    refused_fields,
     sdk,
 )
 from tests.conftest import GatewayFactory, auth, wait_until
@@ -123,41 +120,6 @@ def test_prefer_wait_answers_without_a_poll(
     assert answer.data is not None and len(answer.data) == 1
     assert fakes.replicate.created[0]["prefer"] == "wait=30"
     assert fakes.replicate.polls == []
-
-
-@pytest.mark.parametrize(
-    ("error", "status", "code"),
-    [
-        ("CUDA out of memory", 502, "upstream_error"),
-        ("Input validation failed: prompt must not be empty", 400, "invalid_request"),
-    ],
-)
-def test_a_failed_prediction_is_the_error_envelope(
-    hosted: UvicornServer, fakes: ImageFakes, error: str, status: int, code: str
-) -> None:
-    fakes.replicate.fail_with = error
-    assert_error(post_generation(hosted, {"model": "flux-schnell", "prompt": "x"}), status, code)
-    assert len(fakes.replicate.created) == 1
-
-
-def test_an_unsupported_size_or_a_mask_is_a_400_naming_the_field(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    client = sdk(hosted)
-    size = {"model": "flux-schnell", "prompt": "x", "size": "256x256"}
-    assert refused_fields(client.images.generate, **size) == ["size"]
-    assert refused_fields(client.images.edit, **masked_edit("flux-dev")) == ["mask"]
-    assert fakes.replicate.created == []
-
-
-def test_a_client_leaving_mid_poll_cancels_the_prediction(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    fakes.replicate.processing_polls = 1_000_000
-    with abandoned_generation(hosted, {"model": "flux-schnell", "prompt": "an endless render"}):
-        wait_until(lambda: len(fakes.replicate.polls) >= 3)  # well into processing
-    wait_until(lambda: len(fakes.replicate.cancels) == 1)
-    assert fakes.replicate.cancels == [fakes.replicate.polls[0]]
 
 
 def test_a_prediction_past_the_providers_total_timeout_is_canceled_and_a_504(
