@@ -73,8 +73,9 @@ def stability_error(
 
 
 def stability_headers(accept: str, api_key: str | None) -> dict[str, str]:
-    """The session headers of a Stability adapter. ``accept`` asks for raw bytes (``image/*``,
-    ``audio/*``) rather than JSON with base64, which is a third larger and must be decoded."""
+    """The headers every call of a Stability adapter carries. ``accept`` asks for raw bytes
+    (``image/*``, ``audio/*``) rather than JSON with base64, which is a third larger and must be
+    decoded."""
     headers = {"accept": accept}
     if api_key:
         headers["authorization"] = f"Bearer {api_key}"
