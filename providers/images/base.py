@@ -21,13 +21,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from providers.base import UpstreamError
-from providers.http.values import UpstreamOptions
+from providers.http.values import FormBytes, UpstreamOptions
 
 if TYPE_CHECKING:
     from PIL import Image
 
 FORMATS = ("png", "jpeg", "webp")
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# File name extensions of the input types, for the file parts that carry them upstream.
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 # The most pixels an input image may have: 64 MP is above any camera a client would send whole
 # and far below what would exhaust memory when decoded (RGBA at 64 MP is 256 MB).
 MAX_INPUT_PIXELS = 64_000_000
@@ -39,6 +41,12 @@ class InputImage:
 
     data: bytes
     content_type: str
+
+
+def file_part(field: str, stem: str, image: InputImage) -> FormBytes:
+    """``image`` as the multipart file part ``field``, named ``stem`` plus its extension."""
+    extension = EXTENSIONS.get(image.content_type, "png")
+    return FormBytes(field, image.data, f"{stem}.{extension}", image.content_type)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from providers.images.base import (
     ImageOutput,
     ImageRequest,
     declared_images,
+    file_part,
     provider_image,
 )
 from providers.scrub import STRUCTURAL, Scrubber
@@ -61,7 +62,6 @@ DEFAULT_MAX_N = 10
 # above the shared 32 MiB default.
 DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def is_dall_e(model: str) -> bool:
@@ -99,18 +99,10 @@ def edit_files(request: ImageRequest) -> list[FormBytes]:
     """The input images (``image``, or ``image[]`` for several) and the mask as file parts."""
     field = "image" if len(request.images) == 1 else "image[]"
     parts = [
-        FormBytes(
-            field,
-            image.data,
-            f"image-{number}.{EXTENSIONS.get(image.content_type, 'png')}",
-            image.content_type,
-        )
-        for number, image in enumerate(request.images, 1)
+        file_part(field, f"image-{number}", image) for number, image in enumerate(request.images, 1)
     ]
     if request.mask is not None:
-        mask = request.mask
-        extension = EXTENSIONS.get(mask.content_type, "png")
-        parts.append(FormBytes("mask", mask.data, f"mask.{extension}", mask.content_type))
+        parts.append(file_part("mask", "mask", request.mask))
     return parts
 
 

@@ -45,6 +45,7 @@ from providers.images.base import (
     ImageRequest,
     declared_images,
     dimensions,
+    file_part,
     provider_image,
 )
 from providers.shared_wire import check_stability_reply, stability_headers
@@ -72,7 +73,6 @@ ENDPOINTS = {
     "ultra": "/ultra",
     "stable-image-ultra": "/ultra",
 }
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def aspect_ratio(size: str) -> str | None:
@@ -149,9 +149,7 @@ def build_form(
             form.append(("mode", "image-to-image"))
         strength = default_strength if request.strength is None else request.strength
         form.append(("strength", f"{strength:g}"))
-        image = request.images[0]
-        extension = EXTENSIONS.get(image.content_type, "png")
-        files.append(FormBytes("image", image.data, f"image.{extension}", image.content_type))
+        files.append(file_part("image", "image", request.images[0]))
     else:
         ratio = aspect_ratio(request.size)
         if ratio is not None:
