@@ -1,6 +1,7 @@
 """Wire-format pieces that adapters of more than one package read: the error bodies of OpenAI's
 API (chat, embeddings and images) and of Stability's (Stable Audio and Stable Image), and
-Stability's finish reasons. Pure functions; each adapter module names them as its own."""
+Stability's finish reasons and the check of its answers. Pure functions; each adapter module
+names them as its own."""
 
 from __future__ import annotations
 
@@ -69,3 +70,32 @@ def stability_error(
             "auth", "The provider account has insufficient credits.", status=status
         )
     return classify_status(status, message, parse_retry_after(headers))
+
+
+def stability_headers(accept: str, api_key: str | None) -> dict[str, str]:
+    """The headers every call of a Stability adapter carries. ``accept`` asks for raw bytes
+    (``image/*``, ``audio/*``) rather than JSON with base64, which is a third larger and must be
+    decoded."""
+    headers = {"accept": accept}
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def check_stability_reply(
+    headers: Mapping[str, str], media: str, *, finished: str, missing: str
+) -> str:
+    """The content type of a Stability 200 answer, which must have finished and carry ``media``
+    (``image`` or ``audio``, the top-level type); ``finished`` and ``missing`` name the thing
+    in the errors."""
+    finish = (headers.get("finish-reason") or STABILITY_FINISH_SUCCESS).strip().upper()
+    if finish == STABILITY_FINISH_FILTERED:
+        raise UpstreamError(
+            "client_error", f"The provider's content moderation filtered the generated {media}."
+        )
+    if finish != STABILITY_FINISH_SUCCESS:
+        raise UpstreamError("server", f"The provider finished {finished} with {finish[:40]}.")
+    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if not content_type.startswith(f"{media}/"):
+        raise UpstreamError("server", f"The provider answered without {missing}.")
+    return content_type

@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from providers.base import UpstreamError
+from providers.http.values import FormBytes, UpstreamOptions
 
 if TYPE_CHECKING:
     from PIL import Image
 
 FORMATS = ("png", "jpeg", "webp")
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+# File name extensions of the input types, for the file parts that carry them upstream.
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 # The most pixels an input image may have: 64 MP is above any camera a client would send whole
 # and far below what would exhaust memory when decoded (RGBA at 64 MP is 256 MB).
 MAX_INPUT_PIXELS = 64_000_000
@@ -38,6 +41,12 @@ class InputImage:
 
     data: bytes
     content_type: str
+
+
+def file_part(field: str, stem: str, image: InputImage) -> FormBytes:
+    """``image`` as the multipart file part ``field``, named ``stem`` plus its extension."""
+    extension = EXTENSIONS.get(image.content_type, "png")
+    return FormBytes(field, image.data, f"{stem}.{extension}", image.content_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,34 @@ def declared_formats(formats: Iterable[str], owner: str) -> frozenset[str]:
     if not found or not found <= set(FORMATS):
         raise ValueError(f"{owner}: image_formats must be some of {', '.join(FORMATS)}")
     return found
+
+
+def declared_max_n(max_n: int, owner: str) -> int:
+    """The most images per request an adapter's options declare: at least 1 (ValueError)."""
+    if max_n < 1:
+        raise ValueError(f"{owner}: image_max_n must be at least 1")
+    return max_n
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredImageOptions(UpstreamOptions):
+    """The options by which an adapter declares what it makes; each adapter sets its own
+    defaults. The ``image_`` prefix keeps them apart from the kind's other adapters' options."""
+
+    image_sizes: tuple[str, ...] = ("auto",)
+    image_formats: tuple[str, ...] = FORMATS
+    image_max_n: int = 1
+
+
+def declared_images(
+    options: DeclaredImageOptions, owner: str
+) -> tuple[frozenset[str], frozenset[str], int]:
+    """``sizes``, ``formats`` and ``max_n`` as the options declare them (ValueError if wrong)."""
+    return (
+        declared_sizes(options.image_sizes, owner),
+        declared_formats(options.image_formats, owner),
+        declared_max_n(options.image_max_n, owner),
+    )
 
 
 def dimensions(size: str) -> tuple[int, int] | None:

@@ -36,13 +36,7 @@ from providers.hosted.fal_api import (
 )
 from providers.http.values import UpstreamOptions
 from providers.images.base import ImageOutput, ImageRequest, dimensions
-from providers.images.polling import (
-    DEFAULT_POLL_INTERVAL_S,
-    checked_image,
-    decode_data_uri,
-    poll_until,
-    stop_job,
-)
+from providers.images.polling import DEFAULT_POLL_INTERVAL_S, fetch_output, poll_or_cancel
 
 # fal's named image sizes; any other offered size goes as {width, height}.
 NAMED_SIZES = {
@@ -133,18 +127,14 @@ class FalImagesAdapter:
             status = await self._queue.status(urls["status_url"])
             return parse_queue_status(status.body) == COMPLETED
 
-        try:
-            await poll_until(completed, self._poll_interval, self._timeout)
-        except BaseException:  # the client left, the deadline passed or a poll failed
-            await stop_job(lambda: self._queue.cancel(urls["cancel_url"]))
-            raise
+        await poll_or_cancel(
+            completed,
+            self._poll_interval,
+            self._timeout,
+            lambda: self._queue.cancel(urls["cancel_url"]),
+        )
         result = await self._queue.result(urls["response_url"])
-        return [await self._download(url) for url in result_images(result.body)[: request.n]]
-
-    async def _download(self, url: str) -> ImageOutput:
-        if url.startswith("data:"):
-            data = decode_data_uri(url)
-        else:
-            data = b"".join([chunk async for chunk in self._queue.download(url)])
-        data, content_type = checked_image(data)
-        return ImageOutput(data, content_type)
+        return [
+            await fetch_output(url, self._queue.download)
+            for url in result_images(result.body)[: request.n]
+        ]

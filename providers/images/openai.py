@@ -41,13 +41,13 @@ import orjson
 
 from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.upstream import HttpUpstream
-from providers.http.values import FormBytes, UpstreamOptions
+from providers.http.values import FormBytes
 from providers.images.base import (
-    FORMATS,
+    DeclaredImageOptions,
     ImageOutput,
     ImageRequest,
-    declared_formats,
-    declared_sizes,
+    declared_images,
+    file_part,
     provider_image,
 )
 from providers.scrub import STRUCTURAL, Scrubber
@@ -62,7 +62,6 @@ DEFAULT_MAX_N = 10
 # above the shared 32 MiB default.
 DEFAULT_MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def is_dall_e(model: str) -> bool:
@@ -100,18 +99,10 @@ def edit_files(request: ImageRequest) -> list[FormBytes]:
     """The input images (``image``, or ``image[]`` for several) and the mask as file parts."""
     field = "image" if len(request.images) == 1 else "image[]"
     parts = [
-        FormBytes(
-            field,
-            image.data,
-            f"image-{number}.{EXTENSIONS.get(image.content_type, 'png')}",
-            image.content_type,
-        )
-        for number, image in enumerate(request.images, 1)
+        file_part(field, f"image-{number}", image) for number, image in enumerate(request.images, 1)
     ]
     if request.mask is not None:
-        mask = request.mask
-        extension = EXTENSIONS.get(mask.content_type, "png")
-        parts.append(FormBytes("mask", mask.data, f"mask.{extension}", mask.content_type))
+        parts.append(file_part("mask", "mask", request.mask))
     return parts
 
 
@@ -183,12 +174,11 @@ def origin(url: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class OpenAIImageOptions(UpstreamOptions):
+class OpenAIImageOptions(DeclaredImageOptions):
     """The image options of the ``openai`` kind."""
 
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     image_sizes: tuple[str, ...] = DEFAULT_SIZES
-    image_formats: tuple[str, ...] = FORMATS
     image_max_n: int = DEFAULT_MAX_N
     image_edits: bool = True
     image_masks: bool = True
@@ -207,11 +197,7 @@ class OpenAIImagesAdapter:
     def __init__(self, settings: ProviderSettings) -> None:
         options = read_options(self.Options, settings.options)
         owner = f"provider {settings.name}"
-        self.sizes = declared_sizes(options.image_sizes, owner)
-        self.formats = declared_formats(options.image_formats, owner)
-        if options.image_max_n < 1:
-            raise ValueError(f"{owner}: image_max_n must be at least 1")
-        self.max_n = options.image_max_n
+        self.sizes, self.formats, self.max_n = declared_images(options, owner)
         self.supports_edit = options.image_edits
         self.supports_mask = options.image_masks
         self.supports_transparency = options.image_transparency

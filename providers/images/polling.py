@@ -3,9 +3,10 @@
 Hosted models run as jobs the adapter polls inside ``generate``: ``poll_until`` waits between
 polls (``poll_interval_s``) and gives up at the provider's total timeout; ``stop_job`` sends
 the provider's cancel when ``generate`` ends before the job did (the client left, the deadline
-passed, a poll failed), so nobody pays for images no one will see. Outputs come back as bytes:
-``image_type`` names them from their own magic numbers (a URL's extension may lie) and
-``decode_data_uri`` reads the inline ones.
+passed, a poll failed), so nobody pays for images no one will see; ``poll_or_cancel`` is the
+two together. Outputs come back as bytes: ``image_type`` names them from their own magic numbers
+(a URL's extension may lie), ``decode_data_uri`` reads the inline ones and ``fetch_output``
+either kind.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import asyncio
 import base64
 import binascii
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from providers.base import UpstreamError
+from providers.images.base import ImageOutput
 
 DEFAULT_POLL_INTERVAL_S = 1.0
 # A cancel is a courtesy to the provider: it may not hold up the caller for long.
@@ -59,6 +61,20 @@ async def stop_job(cancel: Callable[[], Awaitable[None]]) -> None:
         await asyncio.shield(task)
 
 
+async def poll_or_cancel(
+    finished: Callable[[], Awaitable[bool]],
+    interval: float,
+    within_s: float,
+    cancel: Callable[[], Awaitable[None]],
+) -> None:
+    """``poll_until``; the job is canceled upstream if that ends any other way than finished."""
+    try:
+        await poll_until(finished, interval, within_s)
+    except BaseException:  # the client left, the deadline passed or a poll failed
+        await stop_job(cancel)
+        raise
+
+
 def image_type(data: bytes) -> str | None:
     """``image/png``, ``image/jpeg`` or ``image/webp`` from the bytes' signature, else None."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -87,3 +103,13 @@ def decode_data_uri(uri: str) -> bytes:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise UpstreamError("server", "The provider's inline image was not base64.") from exc
+
+
+async def fetch_output(url: str, download: Callable[[str], AsyncIterator[bytes]]) -> ImageOutput:
+    """The image behind an output URL: inline when it is a ``data:`` URI, else downloaded."""
+    if url.startswith("data:"):
+        data = decode_data_uri(url)
+    else:
+        data = b"".join([chunk async for chunk in download(url)])
+    data, content_type = checked_image(data)
+    return ImageOutput(data, content_type)

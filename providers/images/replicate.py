@@ -42,13 +42,7 @@ from providers.hosted.replicate_api import (
 )
 from providers.http.values import UpstreamOptions
 from providers.images.base import ImageOutput, ImageRequest
-from providers.images.polling import (
-    DEFAULT_POLL_INTERVAL_S,
-    checked_image,
-    decode_data_uri,
-    poll_until,
-    stop_job,
-)
+from providers.images.polling import DEFAULT_POLL_INTERVAL_S, fetch_output, poll_or_cancel
 
 # The sizes offered, each as the FLUX aspect ratio that makes it (at about one megapixel).
 ASPECT_RATIOS = {
@@ -171,7 +165,10 @@ class ReplicateImagesAdapter:
             raise failure_error(prediction.get("error"), self._api.http.scrubber, _INPUT_NAMED)
         if status != "succeeded":  # canceled elsewhere, or aborted before it started
             raise UpstreamError("server", f"The provider's prediction ended {status}.")
-        return [await self._download(url) for url in output_urls(prediction)[: request.n]]
+        return [
+            await fetch_output(url, self._api.download)
+            for url in output_urls(prediction)[: request.n]
+        ]
 
     async def _finished(self, prediction: JSON) -> JSON:
         """The prediction once it left ``starting`` and ``processing``; canceled upstream if
@@ -186,17 +183,10 @@ class ReplicateImagesAdapter:
                 latest = await self._api.get(get_url, job_id)
             return latest["status"] not in PENDING_STATUSES
 
-        try:
-            await poll_until(finished, self._poll_interval, self._timeout)
-        except BaseException:  # the client left, the deadline passed or a poll failed
-            await stop_job(lambda: self._api.cancel(cancel_url, job_id))
-            raise
+        await poll_or_cancel(
+            finished,
+            self._poll_interval,
+            self._timeout,
+            lambda: self._api.cancel(cancel_url, job_id),
+        )
         return latest
-
-    async def _download(self, url: str) -> ImageOutput:
-        if url.startswith("data:"):
-            data = decode_data_uri(url)
-        else:
-            data = b"".join([chunk async for chunk in self._api.download(url)])
-        data, content_type = checked_image(data)
-        return ImageOutput(data, content_type)

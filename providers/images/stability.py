@@ -37,18 +37,18 @@ from typing import ClassVar
 
 from providers.base import ProviderSettings, UpstreamError, read_options
 from providers.http.upstream import HttpUpstream
-from providers.http.values import FormBytes, UpstreamOptions
+from providers.http.values import FormBytes
 from providers.images.base import (
     FORMATS,
+    DeclaredImageOptions,
     ImageOutput,
     ImageRequest,
-    declared_formats,
-    declared_sizes,
+    declared_images,
     dimensions,
+    file_part,
     provider_image,
 )
-from providers.shared_wire import STABILITY_FINISH_FILTERED as FINISH_FILTERED
-from providers.shared_wire import STABILITY_FINISH_SUCCESS as FINISH_SUCCESS
+from providers.shared_wire import check_stability_reply, stability_headers
 from providers.shared_wire import stability_error as error_from_response
 
 DEFAULT_API_PATH = "/v2beta/stable-image/generate"
@@ -73,7 +73,6 @@ ENDPOINTS = {
     "ultra": "/ultra",
     "stable-image-ultra": "/ultra",
 }
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 def aspect_ratio(size: str) -> str | None:
@@ -150,9 +149,7 @@ def build_form(
             form.append(("mode", "image-to-image"))
         strength = default_strength if request.strength is None else request.strength
         form.append(("strength", f"{strength:g}"))
-        image = request.images[0]
-        extension = EXTENSIONS.get(image.content_type, "png")
-        files.append(FormBytes("image", image.data, f"image.{extension}", image.content_type))
+        files.append(file_part("image", "image", request.images[0]))
     else:
         ratio = aspect_ratio(request.size)
         if ratio is not None:
@@ -162,26 +159,16 @@ def build_form(
 
 def parse_image_reply(headers: Mapping[str, str], body: bytes, output_format: str) -> ImageOutput:
     """Check a 200 answer finished and really is an image of the asked format."""
-    finish = (headers.get("finish-reason") or FINISH_SUCCESS).strip().upper()
-    if finish == FINISH_FILTERED:
-        raise UpstreamError(
-            "client_error", "The provider's content moderation filtered the generated image."
-        )
-    if finish != FINISH_SUCCESS:
-        raise UpstreamError("server", f"The provider finished the image with {finish[:40]}.")
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if not content_type.startswith("image/"):
-        raise UpstreamError("server", "The provider answered without an image.")
+    check_stability_reply(headers, "image", finished="the image", missing="an image")
     return provider_image(body, output_format)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class StabilityImageOptions(UpstreamOptions):
+class StabilityImageOptions(DeclaredImageOptions):
     """The image options of the ``stability`` kind."""
 
     image_api_path: str = DEFAULT_API_PATH
     image_sizes: tuple[str, ...] = DEFAULT_SIZES
-    image_formats: tuple[str, ...] = FORMATS
     image_max_n: int = DEFAULT_MAX_N
     image_strength: float = DEFAULT_STRENGTH
 
@@ -199,24 +186,17 @@ class StabilityImagesAdapter:
     def __init__(self, settings: ProviderSettings) -> None:
         options = read_options(self.Options, settings.options)
         owner = f"provider {settings.name}"
-        self.sizes = declared_sizes(options.image_sizes, owner)
+        self.sizes, self.formats, self.max_n = declared_images(options, owner)
         for size in self.sizes:
             try:
                 aspect_ratio(size)
             except ValueError as exc:
                 raise ValueError(f"{owner}: image_sizes: {exc}") from None
-        self.formats = declared_formats(options.image_formats, owner)
-        if options.image_max_n < 1:
-            raise ValueError(f"{owner}: image_max_n must be at least 1")
         if not 0 <= options.image_strength <= 1:
             raise ValueError(f"{owner}: image_strength must be from 0 to 1")
-        self.max_n = options.image_max_n
         self._api_path = options.image_api_path.rstrip("/")
         self._strength = options.image_strength
-        # Raw image bytes rather than JSON with base64, which is a third larger.
-        headers = {"accept": "image/*"}
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers = stability_headers("image/*", settings.api_key)
         self._http = HttpUpstream(settings, headers, options)
 
     async def start(self) -> None:

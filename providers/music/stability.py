@@ -27,7 +27,9 @@ from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatu
 from providers.shared_wire import (
     STABILITY_FINISH_FILTERED,
     STABILITY_FINISH_SUCCESS,
+    check_stability_reply,
     stability_error,
+    stability_headers,
 )
 
 DEFAULT_API_PATH = "/v2beta/audio/stable-audio-2"
@@ -104,16 +106,9 @@ def parse_audio_reply(
     headers: Mapping[str, str], body: bytes, duration_seconds: float | None
 ) -> MusicOutput:
     """Check a 200 answer really is audio and turn it into the job's one output."""
-    finish = (headers.get("finish-reason") or FINISH_SUCCESS).strip().upper()
-    if finish == FINISH_FILTERED:
-        raise UpstreamError(
-            "client_error", "The provider's content moderation filtered the generated audio."
-        )
-    if finish != FINISH_SUCCESS:
-        raise UpstreamError("server", f"The provider finished the generation with {finish[:40]}.")
-    content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-    if not content_type.startswith("audio/"):
-        raise UpstreamError("server", "The provider answered without audio.")
+    content_type = check_stability_reply(
+        headers, "audio", finished="the generation", missing="audio"
+    )
     if not body:
         raise UpstreamError("server", "The provider returned an empty audio file.")
     return MusicOutput(content_type, data=body, duration_seconds=duration_seconds)
@@ -149,10 +144,7 @@ class StabilityMusicAdapter:
         self._steps = options.steps
         self._cfg_scale = options.cfg_scale
         self._default_strength = options.default_strength
-        # Raw audio bytes rather than JSON with base64, which is a third larger and must be decoded.
-        headers = {"accept": "audio/*"}
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers = stability_headers("audio/*", settings.api_key)
         self._http = HttpUpstream(settings, headers, options)
 
     async def start(self) -> None:

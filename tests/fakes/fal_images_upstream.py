@@ -25,20 +25,15 @@ sixteenth of each side); ``plan.inline_images`` answers them as data URIs instea
 from __future__ import annotations
 
 import base64
-import io
-import threading
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
-from PIL import Image
 
-from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
+from tests.fakes.fal_queue import Job, JobFailure, Queue, QueuePlan, json_or_none
+from tests.fakes.fal_queue import json_response as _json
+from tests.fakes.faults import Fault
+from tests.fakes.images import image_bytes as drawn_image
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PRESETS = {
     "square_hd": (1024, 1024),
     "square": (512, 512),
@@ -52,51 +47,22 @@ MODELS["fal-ai/flux/dev/image-to-image"] = True
 PIL_FORMATS = {"jpeg": "JPEG", "png": "PNG"}
 
 
-class FalImagesPlan(FaultPlan):
-    """``FaultPlan`` plus the queue's job controls and what the fake saw."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._fal_lock = threading.Lock()
-        self.restore_switches()
+class FalImagesPlan(QueuePlan):
+    """``QueuePlan`` plus the image jobs' controls and what the fake saw."""
 
     def restore_switches(self) -> None:
-        self.polls_per_state = 1
+        super().restore_switches()
         self.inline_images = False
         self.fail_next: tuple[int, dict[str, Any]] | None = None  # the next job's result error
         self.submitted: list[dict[str, Any]] = []  # {"model", "input"} per submit
         self.status_polls: list[str] = []
-        self.cancelled: list[str] = []
-
-    def reset(self) -> None:
-        super().reset()
-        with self._fal_lock:
-            self.restore_switches()
 
 
-@dataclass
-class Job:
-    model_id: str
-    app_path: str
-    input: dict[str, Any]
-    failure: tuple[int, dict[str, Any]] | None
-    polls: int = 0
-    canceled: bool = False
-
-    def state(self, polls_per_state: int) -> str:
-        if self.canceled or self.polls > 2 * polls_per_state:
-            return "COMPLETED"
-        return "IN_QUEUE" if self.polls <= polls_per_state else "IN_PROGRESS"
-
-    def size(self) -> tuple[int, int]:
-        asked = self.input.get("image_size", "landscape_4_3")
-        if isinstance(asked, dict):
-            return int(asked["width"]), int(asked["height"])
-        return PRESETS[asked]
-
-
-def _json(status: int, body: Any) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+def job_size(job: Job) -> tuple[int, int]:
+    asked = job.input.get("image_size", "landscape_4_3")
+    if isinstance(asked, dict):
+        return int(asked["width"]), int(asked["height"])
+    return PRESETS[asked]
 
 
 def _problem(name: str, msg: str, kind: str) -> dict[str, Any]:
@@ -136,64 +102,28 @@ def input_problems(model_id: str, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def image_bytes(size: tuple[int, int], output_format: str) -> bytes:
-    buffer = io.BytesIO()
     small = (max(1, size[0] // 16), max(1, size[1] // 16))
-    Image.new("RGB", small, (30, 160, 90)).save(buffer, PIL_FORMATS[output_format])
-    return buffer.getvalue()
+    return drawn_image(PIL_FORMATS[output_format], small, (30, 160, 90))
 
 
 def make_app(plan: FalImagesPlan, api_key: str | None = None) -> web.Application:
-    jobs: dict[str, Job] = {}
-    expected_auth = None if api_key is None else f"Key {api_key}"
-
-    @web.middleware
-    async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-        body = None
-        if request.method == "POST":
-            try:
-                body = orjson.loads(await request.read())
-            except orjson.JSONDecodeError:
-                body = None
-        plan.record_request(request, body)
-        fault = plan.take()
-        queue_call = not request.path.startswith("/files/")  # files are public CDN URLs
-        if queue_call and expected_auth and request.headers.get("authorization") != expected_auth:
-            fault = Fault(name="status", status=401, message="No user found for Key")
-        early = await play_shared_fault(request, plan, fault, _fault_response, b'{"request_id": ')
-        return early if early is not None else await handler(request)
-
-    def urls(request: web.Request, job_id: str, app_path: str) -> dict[str, str]:
-        base = f"{request.url.origin()}/{app_path}/requests/{job_id}"
-        return {
-            "response_url": base,
-            "status_url": base + "/status",
-            "cancel_url": base + "/cancel",
-        }
-
-    def find(request: web.Request) -> Job | None:
-        job = jobs.get(request.match_info["request_id"])
-        app_path = f"{request.match_info['owner']}/{request.match_info['app']}"
-        return job if job is not None and job.app_path == app_path else None
+    queue = Queue(plan, api_key, _fault_response)
 
     async def submit(request: web.Request) -> web.Response:
         model_id = request.match_info["model_id"]
         if model_id not in MODELS:
             return _json(404, {"detail": f"Application '{model_id}' not found"})
-        body = orjson.loads(await request.read())
+        body = json_or_none(await request.read())
         problems = input_problems(model_id, body) if isinstance(body, dict) else ["not JSON"]
         if problems:
             return _json(422, {"detail": problems})
         plan.submitted.append({"model": model_id, "input": body})
-        job_id = str(uuid.uuid4())
-        app_path = "/".join(model_id.split("/")[:2])
-        jobs[job_id] = Job(model_id, app_path, body, plan.fail_next)
+        failure = None if plan.fail_next is None else JobFailure(*plan.fail_next)
         plan.fail_next = None
-        return _json(
-            200, {"request_id": job_id, **urls(request, job_id, app_path), "queue_position": 0}
-        )
+        return queue.enqueue(request, model_id, body, failure)
 
     async def status(request: web.Request) -> web.Response:
-        job = find(request)
+        job = queue.find(request)
         if job is None:
             return _json(404, {"detail": "Request not found"})
         job.polls += 1
@@ -203,17 +133,11 @@ def make_app(plan: FalImagesPlan, api_key: str | None = None) -> web.Application
         return _json(200 if state == "COMPLETED" else 202, answer)
 
     async def result(request: web.Request) -> web.Response:
-        job = find(request)
-        if job is None:
-            return _json(404, {"detail": "Request not found"})
-        if job.state(plan.polls_per_state) != "COMPLETED":
-            return _json(400, {"detail": "Request is still in progress"})
-        if job.canceled:
-            return _json(499, {"detail": "Request was cancelled", "error_type": "client_cancelled"})
-        if job.failure is not None:
-            return _json(*job.failure)
+        job = queue.finished_job(request)
+        if isinstance(job, web.Response):
+            return job
         output_format = job.input.get("output_format", "jpeg")
-        width, height = job.size()
+        width, height = job_size(job)
         images = []
         for index in range(job.input.get("num_images", 1)):
             name = f"{request.match_info['request_id']}-{index}.{output_format}"
@@ -241,29 +165,13 @@ def make_app(plan: FalImagesPlan, api_key: str | None = None) -> web.Application
             },
         )
 
-    async def cancel(request: web.Request) -> web.Response:
-        job = find(request)
-        if job is None:
-            return _json(404, {"status": "NOT_FOUND"})
-        if job.state(plan.polls_per_state) == "COMPLETED":
-            return _json(400, {"status": "ALREADY_COMPLETED"})
-        job.canceled = True
-        plan.cancelled.append(request.match_info["request_id"])
-        return _json(202, {"status": "CANCELLATION_REQUESTED"})
-
     async def file(request: web.Request) -> web.Response:
         stem, _, extension = request.match_info["name"].rpartition(".")
-        job = jobs.get(stem.rsplit("-", 1)[0])
+        job = queue.jobs.get(stem.rsplit("-", 1)[0])
         if job is None or extension not in PIL_FORMATS:
             return web.Response(status=404, text="NoSuchKey")
         return web.Response(
-            body=image_bytes(job.size(), extension), content_type=f"image/{extension}"
+            body=image_bytes(job_size(job), extension), content_type=f"image/{extension}"
         )
 
-    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[faults])
-    app.router.add_get("/files/{name}", file)
-    app.router.add_get("/{owner}/{app}/requests/{request_id}/status", status)
-    app.router.add_get("/{owner}/{app}/requests/{request_id}", result)
-    app.router.add_put("/{owner}/{app}/requests/{request_id}/cancel", cancel)
-    app.router.add_post("/{model_id:.+}", submit)
-    return app
+    return queue.app(submit=submit, status=status, result=result, file=file)

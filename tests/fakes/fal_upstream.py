@@ -27,42 +27,26 @@ of any kind, file downloads included. ``FalPlan`` adds fal's own: jobs that fail
 
 from __future__ import annotations
 
-import threading
-import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from tests.fakes.audio import tone_wav
-from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
+from tests.fakes.fal_queue import JobFailure, Queue, QueuePlan, json_or_none
+from tests.fakes.fal_queue import json_response as _json
+from tests.fakes.faults import Fault
 
 ERRORS_DOC = "https://docs.fal.ai/errors"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@dataclass
-class JobFailure:
-    """How a failed job's result answers: the model's error status, body and headers."""
+class FalPlan(QueuePlan):
+    """``QueuePlan`` plus fal's job-level controls and records."""
 
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class FalPlan(FaultPlan):
-    """``FaultPlan`` plus fal's job-level controls and records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._fal_lock = threading.Lock()
-        self.polls_per_state = 1  # status polls spent IN_QUEUE, then as many IN_PROGRESS
+    def restore_switches(self) -> None:
+        super().restore_switches()
         self.file_status: int | None = None  # set (e.g. 404, 410): output file URLs expired
         self.job_failures: deque[JobFailure] = deque()
-        self.cancelled: list[str] = []  # request ids whose cancel reached a pending request
 
     def fail_next_job(
         self, status: int = 500, detail: Any = "Runner failed", error_type: str | None = None
@@ -80,33 +64,6 @@ class FalPlan(FaultPlan):
         with self._fal_lock:
             return self.job_failures.popleft() if self.job_failures else None
 
-    def note_cancel(self, request_id: str) -> None:
-        with self._fal_lock:
-            self.cancelled.append(request_id)
-
-    def reset(self) -> None:
-        super().reset()
-        with self._fal_lock:
-            self.polls_per_state = 1
-            self.file_status = None
-            self.job_failures.clear()
-            self.cancelled.clear()
-
-
-@dataclass
-class Job:
-    model_id: str
-    app_path: str  # owner/app: what fal's request URLs carry
-    input: dict[str, Any]
-    failure: JobFailure | None
-    polls: int = 0
-    canceled: bool = False
-
-    def state(self, polls_per_state: int) -> str:
-        if self.canceled or self.polls > 2 * polls_per_state:
-            return "COMPLETED"
-        return "IN_QUEUE" if self.polls <= polls_per_state else "IN_PROGRESS"
-
 
 def make_wav(seconds: float = 0.05, rate: int = 8000) -> bytes:
     """A short, valid mono 16-bit WAV (a 440 Hz tone)."""
@@ -114,12 +71,6 @@ def make_wav(seconds: float = 0.05, rate: int = 8000) -> bytes:
 
 
 WAV = make_wav()
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=orjson.dumps(body), headers=headers, content_type="application/json"
-    )
 
 
 def _problem(name: str, msg: str, kind: str) -> dict[str, Any]:
@@ -156,63 +107,22 @@ def _input_problems(model_id: str, body: dict[str, Any]) -> list[dict[str, Any]]
     return problems
 
 
-def _json_or_none(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-
-
 def make_app(plan: FalPlan, api_key: str | None = None) -> web.Application:
     """The fake queue; ``api_key`` set: requests must carry ``Authorization: Key <api_key>``."""
-    jobs: dict[str, Job] = {}
-    expected_auth = None if api_key is None else f"Key {api_key}"
-
-    @web.middleware
-    async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Record every request and play its fault before the endpoint sees it."""
-        body = _json_or_none(await request.read()) if request.method == "POST" else None
-        plan.record_request(request, body)
-        fault = plan.take()
-        # Output files are public CDN URLs; only the queue checks the key.
-        queue_call = not request.path.startswith("/files/")
-        if queue_call and expected_auth and request.headers.get("authorization") != expected_auth:
-            fault = Fault(name="status", status=401, message="No user found for Key")
-        early = await play_shared_fault(
-            request, plan, fault, _fault_response, malformed=b'{"request_id": '
-        )
-        return early if early is not None else await handler(request)
-
-    def urls(request: web.Request, job_id: str, app_path: str) -> dict[str, str]:
-        base = f"{request.url.origin()}/{app_path}/requests/{job_id}"
-        return {
-            "response_url": base,
-            "status_url": base + "/status",
-            "cancel_url": base + "/cancel",
-        }
-
-    def find(request: web.Request) -> Job | None:
-        job = jobs.get(request.match_info["request_id"])
-        app_path = f"{request.match_info['owner']}/{request.match_info['app']}"
-        return job if job is not None and job.app_path == app_path else None
+    queue = Queue(plan, api_key, _fault_response)
 
     async def submit(request: web.Request) -> web.Response:
-        body = _json_or_none(await request.read())
+        body = json_or_none(await request.read())
         model_id = request.match_info["model_id"]
         if not isinstance(body, dict):
             return _json(422, {"detail": [_problem("input", "Invalid JSON", "json_invalid")]})
         problems = _input_problems(model_id, body)
         if problems:
             return _json(422, {"detail": problems})
-        job_id = str(uuid.uuid4())
-        app_path = "/".join(model_id.split("/")[:2])
-        jobs[job_id] = Job(model_id, app_path, body, plan.take_job_failure())
-        return _json(
-            200, {"request_id": job_id, **urls(request, job_id, app_path), "queue_position": 0}
-        )
+        return queue.enqueue(request, model_id, body, plan.take_job_failure())
 
     async def status(request: web.Request) -> web.Response:
-        job = find(request)
+        job = queue.find(request)
         if job is None:
             return _json(404, {"detail": "Request not found"})
         job.polls += 1
@@ -221,7 +131,7 @@ def make_app(plan: FalPlan, api_key: str | None = None) -> web.Application:
         answer: dict[str, Any] = {
             "status": state,
             "request_id": job_id,
-            "response_url": urls(request, job_id, job.app_path)["response_url"],
+            "response_url": queue.urls(request, job_id, job.app_path)["response_url"],
             "logs": [] if request.query.get("logs") == "1" else None,
         }
         if state == "IN_QUEUE":
@@ -232,16 +142,9 @@ def make_app(plan: FalPlan, api_key: str | None = None) -> web.Application:
         return _json(202, answer)
 
     async def result(request: web.Request) -> web.Response:
-        job = find(request)
-        if job is None:
-            return _json(404, {"detail": "Request not found"})
-        if job.state(plan.polls_per_state) != "COMPLETED":
-            return _json(400, {"detail": "Request is still in progress"})
-        if job.canceled:
-            cancelled = {"detail": "Request was cancelled", "error_type": "client_cancelled"}
-            return _json(499, cancelled, {"X-Fal-Error-Type": "client_cancelled"})
-        if job.failure is not None:
-            return _json(job.failure.status, job.failure.body, job.failure.headers)
+        job = queue.finished_job(request)
+        if isinstance(job, web.Response):
+            return job
         name = f"{request.match_info['request_id']}.wav"
         file = {
             "url": f"{request.url.origin()}/files/{name}",
@@ -254,25 +157,9 @@ def make_app(plan: FalPlan, api_key: str | None = None) -> web.Application:
         echoed = {key: job.input.get(key, "") for key in ("tags", "lyrics")}
         return _json(200, {"audio": file, "seed": job.input.get("seed", 42), **echoed})
 
-    async def cancel(request: web.Request) -> web.Response:
-        job = find(request)
-        if job is None:
-            return _json(404, {"status": "NOT_FOUND"})
-        if job.state(plan.polls_per_state) == "COMPLETED":
-            return _json(400, {"status": "ALREADY_COMPLETED"})
-        job.canceled = True
-        plan.note_cancel(request.match_info["request_id"])
-        return _json(202, {"status": "CANCELLATION_REQUESTED"})
-
     async def file(request: web.Request) -> web.Response:
         if plan.file_status is not None:
             return web.Response(status=plan.file_status, text="NoSuchKey")
         return web.Response(body=WAV, content_type="audio/wav")
 
-    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[faults])
-    app.router.add_get("/files/{name}", file)
-    app.router.add_get("/{owner}/{app}/requests/{request_id}/status", status)
-    app.router.add_get("/{owner}/{app}/requests/{request_id}", result)
-    app.router.add_put("/{owner}/{app}/requests/{request_id}/cancel", cancel)
-    app.router.add_post("/{model_id:.+}", submit)
-    return app
+    return queue.app(submit=submit, status=status, result=result, file=file)

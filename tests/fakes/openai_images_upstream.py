@@ -37,6 +37,7 @@ from aiohttp import web
 from PIL import Image
 
 from tests.fakes.faults import FaultPlan, play_shared_fault
+from tests.fakes.multipart_form import FormFile, read_form
 
 GPT_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 DALL_E_SIZES = {
@@ -153,22 +154,11 @@ def make_app(plan: OpenAIImagesPlan, api_key: str | None = None) -> web.Applicat
         return await answer(request, body, 0)
 
     async def edits(request: web.Request) -> web.Response:
-        fields: dict[str, Any] = {}
-        files: list[dict[str, Any]] = []
+        fields: dict[str, str] = {}
+        parts: list[FormFile] = []
         if request.content_type.startswith("multipart/form-data"):
-            for name, value in (await request.post()).items():
-                if isinstance(value, web.FileField):
-                    data = value.file.read()
-                    files.append(
-                        {
-                            "name": name,
-                            "content_type": value.content_type,
-                            "size": len(data),
-                            "sha256": hashlib.sha256(data).hexdigest(),
-                        }
-                    )
-                else:
-                    fields[name] = str(value)
+            fields, parts = await read_form(request)
+        files = [{"name": part.name, **part.summary()} for part in parts]
         plan.record_request(request, {"fields": fields, "files": files})
         images = sum(1 for part in files if part["name"] in ("image", "image[]"))
         return await answer(request, fields, images)

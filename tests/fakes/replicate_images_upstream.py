@@ -26,16 +26,15 @@ the asked format, shaped like the asked ratio (small: 16 px per unit of the rati
 
 from __future__ import annotations
 
-import io
 import itertools
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
-from PIL import Image
 
-from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
+from tests.fakes import replicate_predictions as lifecycle
+from tests.fakes.faults import Fault
+from tests.fakes.images import image_bytes as drawn_image
 
 RATIOS = frozenset(
     {"1:1", "16:9", "21:9", "3:2", "2:3", "4:5", "5:4", "3:4", "4:3", "9:16", "9:21"}
@@ -49,33 +48,12 @@ PIL_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
 _ids = itertools.count(1)
 
 
-class ReplicateImagesPlan(FaultPlan):
+class ReplicateImagesPlan(lifecycle.PredictionPlan):
     """Faults (``push``) plus the prediction switches and what the fake saw."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.restore_switches()
-
-    def reset(self) -> None:
-        super().reset()
-        self.restore_switches()
-
     def restore_switches(self) -> None:
-        self.starting_polls = 1
-        self.processing_polls = 1
-        self.fail_with: str | None = None  # predictions created meanwhile end failed with this
-        self.cancels: list[str] = []  # prediction ids whose cancel reached the fake
-        self.polls: list[str] = []  # prediction ids, one per GET
+        super().restore_switches()
         self.created: list[dict[str, Any]] = []  # {"model", "input", "prefer"} per create
-
-
-def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
-    body = {"title": title, "detail": detail, "status": status, **extra}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _is_uri(value: Any) -> bool:
@@ -118,26 +96,12 @@ def image_bytes(ratio: str, output_format: str, index: int) -> bytes:
     """A real image in ``output_format`` shaped like ``ratio`` (16 px per unit)."""
     width, _, height = ratio.partition(":")
     size = (16 * int(width), 16 * int(height)) if height else (64, 64)
-    buffer = io.BytesIO()
-    Image.new("RGB", size, (40 * index % 256, 120, 200)).save(buffer, PIL_FORMATS[output_format])
-    return buffer.getvalue()
+    return drawn_image(PIL_FORMATS[output_format], size, (40 * index % 256, 120, 200))
 
 
 def make_app(plan: ReplicateImagesPlan, api_key: str | None = None) -> web.Application:
     predictions: dict[str, dict[str, Any]] = {}
-
-    async def enter(request: web.Request, body: Any, *, auth: bool = True) -> web.Response | None:
-        plan.record_request(request, body)
-        fault = plan.take()
-        if auth and api_key and request.headers.get("authorization") != f"Bearer {api_key}":
-            return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
-        return await play_shared_fault(
-            request, plan, fault, _fault_response, malformed=b'{"id": "x", "status": '
-        )
-
-    def public(prediction: dict[str, Any], status: int = 200) -> web.Response:
-        shown = {k: v for k, v in prediction.items() if not k.startswith("_")}
-        return web.json_response(shown, status=status)
+    enter = lifecycle.gate(plan, api_key, _fault_response)
 
     async def create(request: web.Request) -> web.Response:
         body = orjson.loads(await request.read() or b"{}")
@@ -146,65 +110,27 @@ def make_app(plan: ReplicateImagesPlan, api_key: str | None = None) -> web.Appli
             return early
         model = f"{request.match_info['owner']}/{request.match_info['name']}"
         if model not in MODELS:
-            return problem(404, "Not found", "The requested resource could not be found.")
+            return lifecycle.not_found()
         invalid = invalid_fields(model, body.get("input"))
         if invalid:
-            detail = "".join(f"- {f['field']}: {f['description']}\n" for f in invalid)
-            return problem(422, "Input validation failed", detail, invalid_fields=invalid)
+            return lifecycle.invalid_input(invalid)
         prefer = request.headers.get("prefer")
         plan.created.append({"model": model, "input": body["input"], "prefer": prefer})
         prediction_id = f"img{next(_ids):06d}" + "r" * 16
-        api = f"{request.scheme}://{request.host}/v1/predictions/{prediction_id}"
-        prediction: dict[str, Any] = {
-            "id": prediction_id,
-            "model": model,
-            "version": "hidden",
-            "input": body["input"],
-            "logs": "",
-            "output": None,
-            "data_removed": False,
-            "error": None,
-            "status": "starting",
-            "created_at": _now(),
-            "started_at": None,
-            "completed_at": None,
-            "urls": {
-                "get": api,
-                "cancel": f"{api}/cancel",
-                "web": f"https://replicate.com/p/{prediction_id}",
-            },
-            "_polls": 0,
-            "_fail_with": plan.fail_with,
+        prediction = lifecycle.new_prediction(
+            request,
+            prediction_id,
+            model=model,
+            version="hidden",
+            model_input=body["input"],
+            fail_with=plan.fail_with,
             # Outputs live on another host, as on replicate.delivery: "localhost" by name.
-            "_origin": f"{request.scheme}://localhost:{request.url.port}",
-        }
+            origin=f"{request.scheme}://localhost:{request.url.port}",
+        )
         predictions[prediction_id] = prediction
         if prefer is not None and prefer.startswith("wait"):
             _finish(prediction)
-        return public(prediction, status=201)
-
-    async def get_prediction(request: web.Request) -> web.Response:
-        early = await enter(request, None)
-        if early is not None:
-            return early
-        prediction = predictions.get(request.match_info["id"])
-        if prediction is None:
-            return problem(404, "Not found", "The requested resource could not be found.")
-        plan.polls.append(prediction["id"])
-        _advance(prediction, plan)
-        return public(prediction)
-
-    async def cancel_prediction(request: web.Request) -> web.Response:
-        early = await enter(request, None)
-        if early is not None:
-            return early
-        prediction = predictions.get(request.match_info["id"])
-        if prediction is None:
-            return problem(404, "Not found", "The requested resource could not be found.")
-        plan.cancels.append(prediction["id"])
-        if prediction["status"] in ("starting", "processing"):
-            prediction.update(status="canceled", completed_at=_now())
-        return public(prediction)
+        return lifecycle.public(prediction, status=201)
 
     async def delivery(request: web.Request) -> web.Response:
         # Delivery URLs are signed and public: no token needed (its presence is recorded).
@@ -220,41 +146,35 @@ def make_app(plan: ReplicateImagesPlan, api_key: str | None = None) -> web.Appli
         data = image_bytes(ratio, output_format, int(request.match_info["index"]))
         return web.Response(body=data, content_type=f"image/{output_format.replace('jpg', 'jpeg')}")
 
+    def advance(prediction: dict[str, Any]) -> None:
+        stage = lifecycle.poll_stage(prediction, plan)
+        if stage == "processing":
+            prediction.update(
+                status="processing", started_at=prediction["started_at"] or lifecycle.now()
+            )
+        elif stage == "done":
+            _finish(prediction)
+
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/models/{owner}/{name}/predictions", create)
-    app.router.add_get("/v1/predictions/{id}", get_prediction)
-    app.router.add_post("/v1/predictions/{id}/cancel", cancel_prediction)
+    lifecycle.add_prediction_routes(app, predictions, plan, enter, advance)
     app.router.add_get("/delivery/{id}/out-{index}.{ext}", delivery)
     return app
 
 
 def _fault_response(fault: Fault) -> web.Response:
     if fault.status == 429:
-        response = problem(429, "Request was throttled", "Expected available in 1 second.")
+        response = lifecycle.problem(
+            429, "Request was throttled", "Expected available in 1 second."
+        )
     else:
-        response = problem(fault.status, "Error", fault.message)
+        response = lifecycle.problem(fault.status, "Error", fault.message)
     response.headers.update(fault.headers)
     return response
 
 
-def _advance(prediction: dict[str, Any], plan: ReplicateImagesPlan) -> None:
-    """One poll's worth of progress, unless the prediction already finished."""
-    if prediction["status"] in ("succeeded", "failed", "canceled"):
-        return
-    prediction["_polls"] += 1
-    polls = prediction["_polls"]
-    if polls <= plan.starting_polls:
-        return
-    if polls <= plan.starting_polls + plan.processing_polls:
-        prediction.update(status="processing", started_at=prediction["started_at"] or _now())
-        return
-    _finish(prediction)
-
-
 def _finish(prediction: dict[str, Any]) -> None:
-    prediction.update(started_at=prediction["started_at"] or _now(), completed_at=_now())
-    if prediction["_fail_with"]:
-        prediction.update(status="failed", error=prediction["_fail_with"])
+    if lifecycle.fail_if_asked(prediction):
         return
     model_input = prediction["input"]
     extension = model_input.get("output_format", "webp")

@@ -28,14 +28,26 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from aiohttp import BodyPartReader, web
 
 from tests.fakes.audio import tone_wav
-from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
+from tests.fakes.faults import Fault
+from tests.fakes.replicate_predictions import (
+    PredictionPlan,
+    add_prediction_routes,
+    fail_if_asked,
+    gate,
+    invalid_input,
+    new_prediction,
+    not_found,
+    now,
+    poll_stage,
+    problem,
+    public,
+)
 
 MODEL = "meta/musicgen"
 VERSION = "7be0f12c54a8d033a0fbd14418c9af98962da9a86f5ff7811f9b3423a1f0b7d7"
@@ -45,35 +57,15 @@ MAX_DURATION = 30
 _ids = itertools.count(1)
 
 
-class ReplicatePlan(FaultPlan):
+class ReplicatePlan(PredictionPlan):
     """Faults (``push``) plus Replicate-specific switches and what the fake saw."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.restore_switches()
-
-    def reset(self) -> None:
-        super().reset()
-        self.restore_switches()
-
     def restore_switches(self) -> None:
-        self.starting_polls = 1
-        self.processing_polls = 1
-        self.fail_with: str | None = None  # predictions created meanwhile end failed with this
+        super().restore_switches()
         self.expired_status: int | None = None  # output downloads answer this (404, 410)
         self.output_as_list = False  # ``output`` as ``[url]`` instead of ``url``
         self.output_origin: str | None = None  # host of output URLs; default: the fake's own
-        self.cancels: list[str] = []  # prediction ids whose cancel reached the fake
         self.uploads: list[dict[str, Any]] = []  # files created with POST /v1/files
-
-
-def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
-    body = {"title": title, "detail": detail, "status": status, **extra}
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
-
-
-def not_found() -> web.Response:
-    return problem(404, "Not found", "The requested resource could not be found.")
 
 
 def wav_bytes(seconds: float = 0.05, rate: int = 8000) -> bytes:
@@ -84,10 +76,6 @@ def wav_bytes(seconds: float = 0.05, rate: int = 8000) -> bytes:
 def mp3_bytes(frames: int = 4) -> bytes:
     """Silent MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz, mono): 417 bytes each."""
     return (b"\xff\xfb\x90\xc4" + bytes(413)) * frames
-
-
-def _now(offset: float = 0.0) -> str:
-    return (datetime.now(UTC) + timedelta(seconds=offset)).isoformat().replace("+00:00", "Z")
 
 
 def _one_of(allowed: frozenset[str]) -> tuple[Callable[[Any], bool], str]:
@@ -125,22 +113,10 @@ def _invalid_fields(model_input: Any) -> list[dict[str, str]]:
 def make_app(plan: ReplicatePlan, api_key: str | None = None) -> web.Application:
     predictions: dict[str, dict[str, Any]] = {}
 
-    async def enter(request: web.Request, body: Any, *, auth: bool = True) -> web.Response | None:
-        """Record the request and apply auth and the next fault; a response short-circuits."""
-        plan.record_request(request, body)
-        fault = plan.take()
-        if auth and api_key and request.headers.get("authorization") != f"Bearer {api_key}":
-            return problem(401, "Unauthenticated", "You did not pass a valid authentication token")
-        return await play_shared_fault(
-            request, plan, fault, _fault_response, malformed=b'{"id": "x", "status": '
-        )
+    enter = gate(plan, api_key, _fault_response)
 
     def origin(request: web.Request) -> str:
         return plan.output_origin or f"{request.scheme}://{request.host}"
-
-    def public(prediction: dict[str, Any], status: int = 200) -> web.Response:
-        shown = {k: v for k, v in prediction.items() if not k.startswith("_")}
-        return web.json_response(shown, status=status)
 
     async def create(request: web.Request, version: str | None) -> web.Response:
         body = orjson.loads(await request.read() or b"{}")
@@ -158,34 +134,18 @@ def make_app(plan: ReplicatePlan, api_key: str | None = None) -> web.Application
                 )
         invalid = _invalid_fields(body.get("input"))
         if invalid:
-            detail = "".join(f"- {f['field']}: {f['description']}\n" for f in invalid)
-            return problem(422, "Input validation failed", detail, invalid_fields=invalid)
+            return invalid_input(invalid)
         prediction_id = f"fk{next(_ids):06d}" + "q" * 18
-        api = f"{request.scheme}://{request.host}/v1/predictions/{prediction_id}"
-        prediction: dict[str, Any] = {
-            "id": prediction_id,
-            "model": MODEL,
-            "version": version,
-            "input": body["input"],
-            "logs": "",
-            "output": None,
-            "data_removed": False,
-            "error": None,
-            "status": "starting",
-            "created_at": _now(),
-            "started_at": None,
-            "completed_at": None,
-            "urls": {
-                "get": api,
-                "cancel": f"{api}/cancel",
-                "web": f"https://replicate.com/p/{prediction_id}",
-            },
-            "_polls": 0,
-            "_fail_with": plan.fail_with,
-            "_origin": origin(request),
-        }
-        predictions[prediction_id] = prediction
-        return public(prediction, status=201)
+        predictions[prediction_id] = new_prediction(
+            request,
+            prediction_id,
+            model=MODEL,
+            version=version,
+            model_input=body["input"],
+            fail_with=plan.fail_with,
+            origin=origin(request),
+        )
+        return public(predictions[prediction_id], status=201)
 
     async def create_for_model(request: web.Request) -> web.Response:
         name = f"{request.match_info['owner']}/{request.match_info['name']}"
@@ -195,28 +155,6 @@ def make_app(plan: ReplicatePlan, api_key: str | None = None) -> web.Application
 
     async def create_for_version(request: web.Request) -> web.Response:
         return await create(request, None)
-
-    async def get_prediction(request: web.Request) -> web.Response:
-        early = await enter(request, None)
-        if early is not None:
-            return early
-        prediction = predictions.get(request.match_info["id"])
-        if prediction is None:
-            return not_found()
-        _advance(prediction, plan)
-        return public(prediction)
-
-    async def cancel_prediction(request: web.Request) -> web.Response:
-        early = await enter(request, None)
-        if early is not None:
-            return early
-        prediction = predictions.get(request.match_info["id"])
-        if prediction is None:
-            return not_found()
-        plan.cancels.append(prediction["id"])
-        if prediction["status"] in ("starting", "processing"):
-            prediction.update(status="canceled", completed_at=_now())
-        return public(prediction)
 
     async def create_file(request: web.Request) -> web.Response:
         summary: dict[str, Any] = {"parts": []}
@@ -253,8 +191,8 @@ def make_app(plan: ReplicatePlan, api_key: str | None = None) -> web.Application
                 "etag": hashlib.md5(content, usedforsecurity=False).hexdigest(),
                 "checksums": {"sha256": hashlib.sha256(content).hexdigest()},
                 "metadata": {},
-                "created_at": _now(),
-                "expires_at": _now(86400),
+                "created_at": now(),
+                "expires_at": now(86400),
                 "urls": {"get": get_url},
             },
             status=201,
@@ -274,8 +212,7 @@ def make_app(plan: ReplicatePlan, api_key: str | None = None) -> web.Application
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/predictions", create_for_version)
     app.router.add_post("/v1/models/{owner}/{name}/predictions", create_for_model)
-    app.router.add_get("/v1/predictions/{id}", get_prediction)
-    app.router.add_post("/v1/predictions/{id}/cancel", cancel_prediction)
+    add_prediction_routes(app, predictions, plan, enter, lambda p: _advance(p, plan))
     app.router.add_post("/v1/files", create_file)
     app.router.add_get("/files/{id}/output.{ext}", delivery)
     return app
@@ -295,25 +232,20 @@ def _fault_response(fault: Fault) -> web.Response:
 
 def _advance(prediction: dict[str, Any], plan: ReplicatePlan) -> None:
     """One poll's worth of progress, unless the prediction already finished."""
-    if prediction["status"] in ("succeeded", "failed", "canceled"):
-        return
-    prediction["_polls"] += 1
-    polls = prediction["_polls"]
-    if polls <= plan.starting_polls:
-        return
-    if polls <= plan.starting_polls + plan.processing_polls:
-        step = polls - plan.starting_polls
+    stage = poll_stage(prediction, plan)
+    if stage == "processing":
+        step = prediction["_polls"] - plan.starting_polls
         percent = int(100 * step / (plan.processing_polls + 1))
         prediction.update(
             status="processing",
-            started_at=prediction["started_at"] or _now(),
+            started_at=prediction["started_at"] or now(),
             logs=f"Using seed: 42\n{percent:3d}%|#####     | {percent}/100 [00:01<00:01]\n",
         )
         return
-    prediction.update(started_at=prediction["started_at"] or _now(), completed_at=_now())
+    if stage != "done":
+        return
     prediction["metrics"] = {"predict_time": 0.01, "total_time": 0.02}
-    if prediction["_fail_with"]:
-        prediction.update(status="failed", error=prediction["_fail_with"])
+    if fail_if_asked(prediction):
         return
     extension = prediction["input"].get("output_format", "wav")
     url = f"{prediction['_origin']}/files/{prediction['id']}/output.{extension}"

@@ -26,19 +26,23 @@ its content type, size and SHA-256.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import io
 import math
 import random
 from typing import Any
 
-import orjson
 from aiohttp import web
 from PIL import Image
 
-from tests.fakes.faults import Fault, play_shared_fault
-from tests.fakes.stability_upstream import StabilityFaultPlan, error_response
+from tests.fakes.faults import Fault
+from tests.fakes.multipart_form import FormFile, read_form
+from tests.fakes.stability_upstream import (
+    StabilityFaultPlan,
+    admit,
+    error_response,
+    generated_answer,
+)
 
 API_PATH = "/v2beta/stable-image/generate"
 ASPECT_RATIOS = ("16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21")
@@ -105,26 +109,15 @@ def make_app(plan: StabilityFaultPlan, api_key: str | None = None) -> web.Applic
     async def generate(request: web.Request) -> web.Response:
         endpoint = request.match_info["endpoint"]
         fields: dict[str, str] = {}
-        files: dict[str, dict[str, Any]] = {}
-        inputs: dict[str, bytes] = {}
+        parts: list[FormFile] = []
         if request.content_type.startswith("multipart/form-data"):
-            for name, value in (await request.post()).items():
-                if isinstance(value, web.FileField):
-                    data = inputs[name] = value.file.read()
-                    files[name] = {
-                        "content_type": value.content_type,
-                        "size": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                    }
-                else:
-                    fields[name] = str(value)
+            fields, parts = await read_form(request)
+        files = {part.name: part.summary() for part in parts}
+        inputs = {part.name: part.data for part in parts}
         plan.record_request(request, {"fields": fields, "files": files})
         if not request.content_type.startswith("multipart/form-data"):
             return error_response(400, "content-type: must be multipart/form-data")
-        fault = plan.take()
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-            return error_response(401)
-        early = await play_shared_fault(request, plan, fault, _fault_response)
+        fault, early = await admit(request, plan, api_key)
         if early is not None:
             return early
         problem = _problem(endpoint, fields, files)
@@ -135,11 +128,6 @@ def make_app(plan: StabilityFaultPlan, api_key: str | None = None) -> web.Applic
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post(API_PATH + "/{endpoint:core|ultra|sd3}", generate)
     return app
-
-
-def _fault_response(fault: Fault) -> web.Response:
-    message = None if fault.message == Fault().message else fault.message
-    return error_response(fault.status, message, **fault.headers)
 
 
 def _image_answer(
@@ -155,18 +143,6 @@ def _image_answer(
     tint = hashlib.sha256(f"{fields['prompt']}/{seed}".encode()).digest()
     buffer = io.BytesIO()
     Image.new("RGB", size, (tint[0], tint[1], tint[2])).save(buffer, PIL_FORMATS[output_format])
+    content_type = MEDIA_TYPES[output_format]
     image = buffer.getvalue()
-    finish = "CONTENT_FILTERED" if fault.name == "filtered" else "SUCCESS"
-    wants_json = request.headers.get("accept", "").startswith("application/json")
-    if fault.name == "malformed" or wants_json:
-        payload = {"image": base64.b64encode(image).decode(), "finish_reason": finish, "seed": seed}
-        return web.Response(body=orjson.dumps(payload), content_type="application/json")
-    if fault.name == "empty":
-        image = b""
-    headers = {
-        "content-type": MEDIA_TYPES[output_format],
-        "finish-reason": finish,
-        "seed": str(seed),
-        **fault.headers,
-    }
-    return web.Response(body=image, headers=headers)
+    return generated_answer(request, fault, "image", image, content_type=content_type, seed=seed)

@@ -24,7 +24,6 @@ with its text fields and, per file part, its name, content type, size and SHA-25
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import random
 import uuid
@@ -35,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from tests.fakes.faults import Fault, FaultPlan, play_shared_fault
+from tests.fakes.multipart_form import read_form
 
 API_PATH = "/v2beta/audio/stable-audio-2"
 MODELS = ("stable-audio-2", "stable-audio-2.5")
@@ -139,26 +139,24 @@ def _check_fields(fields: dict[str, str], files: dict[str, dict[str, Any]], a2a:
 
 
 async def _read_form(request: web.Request) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
-    fields: dict[str, str] = {}
-    files: dict[str, dict[str, Any]] = {}
-    for name, value in (await request.post()).items():
-        if isinstance(value, web.FileField):
-            data = value.file.read()
-            files[name] = {
-                "filename": value.filename,
-                "content_type": value.content_type,
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
-        else:
-            fields[name] = str(value)
-    return fields, files
+    fields, parts = await read_form(request)
+    return fields, {part.name: {"filename": part.filename, **part.summary()} for part in parts}
 
 
-def _fault_response(fault: Fault) -> web.Response:
+def fault_response(fault: Fault) -> web.Response:
     """A ``status`` fault: the default message stands for "Stability's own for the status"."""
     message = None if fault.message == Fault().message else fault.message
     return error_response(fault.status, message, **fault.headers)
+
+
+async def admit(
+    request: web.Request, plan: FaultPlan, api_key: str | None
+) -> tuple[Fault, web.Response | None]:
+    """The request's fault, and the answer that ends it early: a wrong key, or the fault."""
+    fault = plan.take()
+    if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+        return fault, error_response(401)
+    return fault, await play_shared_fault(request, plan, fault, fault_response)
 
 
 def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
@@ -171,10 +169,7 @@ def make_app(plan: FaultPlan, api_key: str | None = None) -> web.Application:
             return error_response(400, "content-type: must be multipart/form-data")
         fields, files = await _read_form(request)
         plan.record(request.path, _headers(request), {"fields": fields, "files": files})
-        fault = plan.take()
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-            return error_response(401)
-        early = await play_shared_fault(request, plan, fault, _fault_response)
+        fault, early = await admit(request, plan, api_key)
         if early is not None:
             return early
         problem = _check_fields(fields, files, a2a)
@@ -195,15 +190,29 @@ def _audio_answer(request: web.Request, fields: dict[str, str], fault: Fault) ->
         audio, content_type = wav_bytes(float(fields.get("duration", MAX_DURATION))), "audio/wav"
     else:
         audio, content_type = mp3_bytes(), "audio/mpeg"
+    return generated_answer(request, fault, "audio", audio, content_type=content_type, seed=seed)
+
+
+def generated_answer(
+    request: web.Request, fault: Fault, key: str, data: bytes, *, content_type: str, seed: int
+) -> web.Response:
+    """A finished generation as Stability answers it: the raw bytes with ``finish-reason`` and
+    ``seed`` headers, or JSON with ``data`` in base64 under ``key`` when the client accepts
+    ``application/json`` (or the fault is ``malformed``: JSON where bytes were asked)."""
     finish = "CONTENT_FILTERED" if fault.name == "filtered" else "SUCCESS"
     wants_json = request.headers.get("accept", "").startswith("application/json")
     if fault.name == "malformed" or wants_json:
-        payload = {"audio": base64.b64encode(audio).decode(), "finish_reason": finish, "seed": seed}
+        payload = {key: base64.b64encode(data).decode(), "finish_reason": finish, "seed": seed}
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
     if fault.name == "empty":
-        audio = b""
-    headers = {"finish-reason": finish, "seed": str(seed), **fault.headers}
-    return web.Response(body=audio, headers={"content-type": content_type, **headers})
+        data = b""
+    headers = {
+        "content-type": content_type,
+        "finish-reason": finish,
+        "seed": str(seed),
+        **fault.headers,
+    }
+    return web.Response(body=data, headers=headers)
 
 
 def _headers(request: web.Request) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.api.images.support import reset_around
 from tests.conftest import TEST_ENV, GatewayFactory, base_config
 from tests.fakes import fal_images_upstream, replicate_images_upstream
 from tests.fakes.server import UvicornServer, serve_aiohttp
@@ -88,9 +89,7 @@ def _image_fakes() -> Iterator[ImageFakes]:
 
 @pytest.fixture
 def fakes(_image_fakes: ImageFakes) -> Iterator[ImageFakes]:
-    _image_fakes.reset()
-    yield _image_fakes
-    _image_fakes.reset()
+    yield from reset_around(_image_fakes)
 
 
 @pytest.fixture

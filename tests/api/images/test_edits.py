@@ -5,40 +5,26 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import resource
-from pathlib import Path
 from typing import Any
 
 import httpx
-import openai
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
 from PIL import Image, ImageChops, ImageStat
 
+from tests.api.images.support import decode, sdk, valid_answer
 from tests.api.images.test_generations import image_config
 from tests.conftest import DEV_KEY, SECOND_KEY, GatewayFactory, auth
 from tests.fakes.audio import tone_wav
 from tests.fakes.images import image_bytes, png_bomb_chunks
 from tests.fakes.server import UvicornServer
 
-REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "openai_image_schemas.json"
 EDITS = "/v1/images/edits"
 
 
 @pytest.fixture
 def server(gateway_factory: GatewayFactory) -> UvicornServer:
     return gateway_factory(image_config())
-
-
-def sdk(server: UvicornServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=DEV_KEY, max_retries=0)
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 def distance(a: Image.Image, b: Image.Image) -> float:
@@ -75,10 +61,7 @@ def test_sdk_edit_derives_from_its_input_and_validates(server: UvicornServer) ->
     answer = sdk(server).images.edit(
         model="local-image", image=("stripes.png", source, "image/png"), prompt="navy ocean"
     )
-    body = answer.model_dump(exclude_none=True)
-    reference = json.loads(REFERENCE.read_text())["schemas"]["ImagesResponse"]
-    validator = Draft202012Validator(reference, format_checker=FormatChecker())
-    assert list(validator.iter_errors(body)) == []
+    valid_answer(answer)
     assert answer.data is not None
     edited = decode(base64.b64decode(answer.data[0].b64_json or ""))
     assert edited.size == (256, 256)  # size auto: the input's own

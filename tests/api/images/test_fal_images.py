@@ -1,31 +1,24 @@
 """FLUX on fal.ai behind ``/v1/images/*``: the official SDK through the gateway against the fake
 queue. The fake sees the documented submit, status, result and file calls; the client sees only
-the gateway's answer (never a fal URL); a failed job gets the envelope, and a client that leaves
-mid-poll cancels the queued request."""
+the gateway's answer (never a fal URL). What fal promises as Replicate does (failed jobs,
+refusals, cancels) is in test_hosted_images."""
 
 from __future__ import annotations
 
 import base64
-import io
-import socket
 
 import httpx
-import openai
-import orjson
-import pytest
-from PIL import Image
 
 from tests.api.images.conftest import FAL_KEY, ImageFakes
-from tests.api.images.test_replicate_images import images_response, sdk
-from tests.conftest import DEV_KEY, auth, wait_until
+from tests.api.images.support import (
+    decode,
+    images_response,
+    refused_fields,
+    sdk,
+)
+from tests.conftest import auth
 from tests.fakes.images import image_bytes
 from tests.fakes.server import UvicornServer
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 def test_sdk_generate_b64_json_through_the_queue(hosted: UvicornServer, fakes: ImageFakes) -> None:
@@ -108,71 +101,7 @@ def test_sdk_edit_sends_image_url_and_strength_to_image_to_image(
     assert fakes.fal.requests[0].path == "/fal-ai/flux/dev/image-to-image"
 
 
-@pytest.mark.parametrize(
-    ("failure", "status", "code"),
-    [
-        ((500, {"detail": "Runner crashed", "error_type": "runner_error"}), 502, "upstream_error"),
-        (
-            (422, {"detail": [{"loc": ["body", "prompt"], "msg": "flagged", "type": "policy"}]}),
-            400,
-            "invalid_request",
-        ),
-    ],
-)
-def test_a_failed_job_is_the_error_envelope(
-    hosted: UvicornServer,
-    fakes: ImageFakes,
-    failure: tuple[int, dict[str, object]],
-    status: int,
-    code: str,
-) -> None:
-    fakes.fal.fail_next = failure
-    response = httpx.post(
-        hosted.url + "/v1/images/generations",
-        json={"model": "fal-flux", "prompt": "x"},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    assert len(fakes.fal.submitted) == 1
-
-
-def test_webp_a_mask_or_an_unsupported_size_is_a_400_naming_the_field(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    client = sdk(hosted)
-    with pytest.raises(openai.BadRequestError) as size:
-        client.images.generate(model="fal-flux", prompt="x", size="256x256")
-    assert [d["field"] for d in size.value.body["details"]] == ["size"]  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as webp:
-        client.images.generate(model="fal-flux", prompt="x", output_format="webp")
-    assert [d["field"] for d in webp.value.body["details"]] == ["output_format"]  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as mask:
-        client.images.edit(
-            model="fal-flux-edit",
-            image=("in.png", image_bytes("PNG"), "image/png"),
-            mask=("mask.png", image_bytes("PNG"), "image/png"),
-            prompt="x",
-        )
-    assert [d["field"] for d in mask.value.body["details"]] == ["mask"]  # type: ignore[index]
+def test_webp_is_a_400_naming_the_field(hosted: UvicornServer, fakes: ImageFakes) -> None:
+    webp = {"model": "fal-flux", "prompt": "x", "output_format": "webp"}
+    assert refused_fields(sdk(hosted).images.generate, **webp) == ["output_format"]
     assert fakes.fal.submitted == []
-
-
-def test_a_client_leaving_mid_poll_cancels_the_request(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    fakes.fal.polls_per_state = 1_000_000
-    body = orjson.dumps({"model": "fal-flux", "prompt": "a very long queue"})
-    head = (
-        f"POST /v1/images/generations HTTP/1.1\r\nhost: {hosted.url[7:]}\r\n"
-        f"authorization: Bearer {DEV_KEY}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", hosted.port)) as client:
-        client.sendall(head.encode() + body)
-        wait_until(lambda: len(fakes.fal.status_polls) >= 3)
-    wait_until(lambda: len(fakes.fal.cancelled) == 1)
-    assert fakes.fal.cancelled == [fakes.fal.status_polls[0]]
-    cancel = [r for r in fakes.fal.requests if r.path.endswith("/cancel")]
-    assert cancel[0].path == f"/fal-ai/flux/requests/{fakes.fal.cancelled[0]}/cancel"

@@ -20,7 +20,8 @@ from PIL import Image
 
 from gateway.contract.schemas_music import TASK
 from gateway.tasks.image_jobs import prefers_async
-from tests.api.images.test_generations import decode, image_config
+from tests.api.images.support import decode
+from tests.api.images.test_generations import image_config
 from tests.conftest import SECOND_KEY, GatewayFactory, auth
 from tests.fakes.server import UvicornServer
 

@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 import pytest
-from PIL import Image
 
 from providers.chat.openai_compat import OpenAICompatAdapter
 from providers.images.openai import OpenAIImagesAdapter
-from tests.api.images.test_generations import reference
-from tests.conftest import DEV_KEY, TEST_ENV, GatewayFactory, auth, base_config
+from tests.api.images.support import (
+    assert_error,
+    assert_upstream_failure,
+    decode,
+    failed_generation,
+    fake_fixtures,
+    fields_of_400,
+    post_edit,
+    post_generation,
+    sdk,
+    valid_answer,
+)
+from tests.conftest import TEST_ENV, GatewayFactory, auth, base_config
 from tests.fakes.images import image_bytes
 from tests.fakes.openai_images_upstream import OpenAIImagesPlan, make_app
-from tests.fakes.server import UvicornServer, serve_aiohttp
+from tests.fakes.server import UvicornServer
 
 SECRET = "openai-images-secret-for-tests"
 TEST_ENV["TEST_OPENAI_IMAGES_KEY"] = SECRET
@@ -73,43 +80,17 @@ def images_config(url: str) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module")
-def _fake() -> Iterator[tuple[OpenAIImagesPlan, str]]:
-    plan = OpenAIImagesPlan()
-    with serve_aiohttp(make_app(plan, api_key=SECRET)) as url:
-        yield plan, url
+served_fake, plan = fake_fixtures(OpenAIImagesPlan, lambda fresh: make_app(fresh, SECRET))
 
 
 @pytest.fixture
-def plan(_fake: tuple[OpenAIImagesPlan, str]) -> Iterator[OpenAIImagesPlan]:
-    _fake[0].reset()
-    yield _fake[0]
-    _fake[0].reset()
-
-
-@pytest.fixture
-def fake_url(_fake: tuple[OpenAIImagesPlan, str]) -> str:
-    return _fake[1]
+def fake_url(served_fake: tuple[OpenAIImagesPlan, str]) -> str:
+    return served_fake[1]
 
 
 @pytest.fixture
 def server(gateway_factory: GatewayFactory, plan: OpenAIImagesPlan, fake_url: str) -> UvicornServer:
     return gateway_factory(images_config(fake_url))
-
-
-def sdk(server: UvicornServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=DEV_KEY, max_retries=0)
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def valid_answer(answer: Any) -> None:
-    body = answer.model_dump(exclude_none=True)
-    assert [e.message for e in reference("ImagesResponse").iter_errors(body)] == []
 
 
 def test_the_images_kind_is_the_chat_kind() -> None:
@@ -208,14 +189,8 @@ def test_a_failed_download_is_an_upstream_error(
 ) -> None:
     plan.answer_urls = True
     plan.file_status = 403
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"model": "gpt-image", "prompt": PROMPT},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == 502, response.text
-    assert response.json()["error"]["code"] == "upstream_error"
+    response = post_generation(server, {"model": "gpt-image", "prompt": PROMPT})
+    assert_error(response, 502, "upstream_error")
 
 
 def test_sdk_edit_sends_image_parts_and_the_mask(
@@ -286,18 +261,12 @@ def test_sdk_edit_of_one_image_sends_the_image_part(
 def test_a_generation_the_adapter_cannot_serve_is_a_400_naming_the_field(
     server: UvicornServer, plan: OpenAIImagesPlan, body: dict[str, Any], field: str | None
 ) -> None:
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"prompt": PROMPT, **body},
-        headers=auth(),
-        timeout=30,
-    )
+    response = post_generation(server, {"prompt": PROMPT, **body})
     if field is None:  # within what the adapter declares: served
         assert response.status_code == 200, response.text
         assert len(response.json()["data"]) == 10
         return
-    assert response.status_code == 400, response.text
-    assert field in [detail["field"] for detail in response.json()["error"]["details"]]
+    assert field in fields_of_400(response)
     assert plan.calls == 0
 
 
@@ -305,28 +274,25 @@ def test_an_edit_with_a_mask_the_adapter_cannot_take_is_a_400(
     server: UvicornServer, plan: OpenAIImagesPlan
 ) -> None:
     source = image_bytes("PNG", (256, 256))
-    response = httpx.post(
-        server.url + "/v1/images/edits",
-        files=[
-            ("model", (None, "dalle-2")),
-            ("prompt", (None, "snow")),
-            ("size", (None, "256x256")),
-            ("image", ("a.png", source, "image/png")),
-            ("mask", ("m.png", source, "image/png")),
-        ],
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == 400, response.text
-    assert [d["field"] for d in response.json()["error"]["details"]] == ["mask"]
+    fields = {"model": "dalle-2", "prompt": "snow", "size": "256x256"}
+    response = post_edit(server, fields, [("image", source), ("mask", source)])
+    assert fields_of_400(response) == ["mask"]
     assert plan.calls == 0
 
 
 @pytest.mark.parametrize(
     ("fault", "status", "code"),
     [
-        ({"status": 400, "message": "Your prompt was rejected.", "param": "prompt"}, 400, None),
-        ({"status": 401, "message": "Incorrect API key provided: sk-abc123"}, 502, None),
+        (
+            {"status": 400, "message": "Your prompt was rejected.", "param": "prompt"},
+            400,
+            "invalid_request",
+        ),
+        (
+            {"status": 401, "message": "Incorrect API key provided: sk-abc123"},
+            502,
+            "upstream_error",
+        ),
         ({"status": 429, "headers": {"retry-after": "0"}}, 429, "rate_limited"),
         ({"status": 500}, 502, "upstream_error"),
     ],
@@ -334,36 +300,16 @@ def test_an_edit_with_a_mask_the_adapter_cannot_take_is_a_400(
 def test_upstream_failures_map_to_the_envelope(
     server: UvicornServer, plan: OpenAIImagesPlan, fault: dict[str, Any], status: int, code: str
 ) -> None:
-    plan.push("status", times=2, **fault)
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"model": "gpt-image", "prompt": PROMPT},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["request_id"] == response.headers["x-request-id"]
-    assert SECRET not in response.text and "sk-abc" not in response.text
+    response = failed_generation(server, plan, fault, {"model": "gpt-image", "prompt": PROMPT})
+    error = assert_upstream_failure(response, status, code, (SECRET, "sk-abc"))
     if status == 400:
-        assert error["code"] == "invalid_request"
         assert error["details"][0]["field"] == "prompt"
         assert "Your prompt was rejected." in error["message"]
-    elif status == 502:
-        assert error["code"] == "upstream_error"
-    else:
-        assert error["code"] == code
 
 
 def test_a_malformed_answer_is_an_upstream_error(
     server: UvicornServer, plan: OpenAIImagesPlan
 ) -> None:
     plan.push("malformed", times=2)
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"model": "gpt-image", "prompt": PROMPT},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == 502, response.text
-    assert response.json()["error"]["code"] == "upstream_error"
+    response = post_generation(server, {"model": "gpt-image", "prompt": PROMPT})
+    assert_error(response, 502, "upstream_error")

@@ -1,46 +1,27 @@
 """FLUX on Replicate behind ``/v1/images/*``: the official SDK through the gateway against the
 fake predictions API. The fake sees FLUX's documented input, the client sees only the gateway's
-answer (never a Replicate URL), failures get the envelope, and a client that leaves mid-poll
-cancels the prediction."""
+answer (never a Replicate URL), and a prediction past the deadline or whose poll fails is
+canceled. What Replicate promises as fal does (failed jobs, refusals, a client that leaves) is
+in test_hosted_images."""
 
 from __future__ import annotations
 
 import base64
-import io
-import json
-import socket
 import threading
-from pathlib import Path
 
 import httpx
-import openai
-import orjson
-import pytest
-from jsonschema import Draft202012Validator, FormatChecker
-from PIL import Image
 
 from tests.api.images.conftest import REPLICATE_TOKEN, ImageFakes, hosted_config
-from tests.conftest import DEV_KEY, GatewayFactory, auth, wait_until
+from tests.api.images.support import (
+    assert_error,
+    decode,
+    images_response,
+    post_generation,
+    sdk,
+)
+from tests.conftest import GatewayFactory, auth, wait_until
 from tests.fakes.images import image_bytes
 from tests.fakes.server import UvicornServer
-
-REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "openai_image_schemas.json"
-
-
-def images_response(answer: object) -> None:
-    schema = json.loads(REFERENCE.read_text())["schemas"]["ImagesResponse"]
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
-    assert [e.message for e in validator.iter_errors(answer)] == []
-
-
-def sdk(server: UvicornServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=DEV_KEY, max_retries=0)
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 def test_sdk_generate_b64_json_sends_flux_input_and_returns_the_images(
@@ -141,63 +122,6 @@ def test_prefer_wait_answers_without_a_poll(
     assert fakes.replicate.polls == []
 
 
-@pytest.mark.parametrize(
-    ("error", "status", "code"),
-    [
-        ("CUDA out of memory", 502, "upstream_error"),
-        ("Input validation failed: prompt must not be empty", 400, "invalid_request"),
-    ],
-)
-def test_a_failed_prediction_is_the_error_envelope(
-    hosted: UvicornServer, fakes: ImageFakes, error: str, status: int, code: str
-) -> None:
-    fakes.replicate.fail_with = error
-    response = httpx.post(
-        hosted.url + "/v1/images/generations",
-        json={"model": "flux-schnell", "prompt": "x"},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
-    assert len(fakes.replicate.created) == 1
-
-
-def test_an_unsupported_size_or_a_mask_is_a_400_naming_the_field(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    client = sdk(hosted)
-    with pytest.raises(openai.BadRequestError) as size:
-        client.images.generate(model="flux-schnell", prompt="x", size="256x256")
-    assert [d["field"] for d in size.value.body["details"]] == ["size"]  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as mask:
-        client.images.edit(
-            model="flux-dev",
-            image=("in.png", image_bytes("PNG"), "image/png"),
-            mask=("mask.png", image_bytes("PNG"), "image/png"),
-            prompt="x",
-        )
-    assert [d["field"] for d in mask.value.body["details"]] == ["mask"]  # type: ignore[index]
-    assert fakes.replicate.created == []
-
-
-def test_a_client_leaving_mid_poll_cancels_the_prediction(
-    hosted: UvicornServer, fakes: ImageFakes
-) -> None:
-    fakes.replicate.processing_polls = 1_000_000
-    body = orjson.dumps({"model": "flux-schnell", "prompt": "an endless render"})
-    head = (
-        f"POST /v1/images/generations HTTP/1.1\r\nhost: {hosted.url[7:]}\r\n"
-        f"authorization: Bearer {DEV_KEY}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", hosted.port)) as client:
-        client.sendall(head.encode() + body)
-        wait_until(lambda: len(fakes.replicate.polls) >= 3)  # well into processing
-    wait_until(lambda: len(fakes.replicate.cancels) == 1)
-    assert fakes.replicate.cancels == [fakes.replicate.polls[0]]
-
-
 def test_a_prediction_past_the_providers_total_timeout_is_canceled_and_a_504(
     gateway_factory: GatewayFactory, fakes: ImageFakes
 ) -> None:
@@ -205,14 +129,8 @@ def test_a_prediction_past_the_providers_total_timeout_is_canceled_and_a_504(
     config["providers"]["replicate"]["total_timeout_s"] = 0.3
     server = gateway_factory(config)
     fakes.replicate.processing_polls = 1_000_000
-    response = httpx.post(
-        server.url + "/v1/images/generations",
-        json={"model": "flux-schnell", "prompt": "too slow"},
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == 504, response.text
-    assert response.json()["error"]["code"] == "upstream_timeout"
+    response = post_generation(server, {"model": "flux-schnell", "prompt": "too slow"})
+    assert_error(response, 504, "upstream_timeout")
     assert fakes.replicate.cancels == [fakes.replicate.polls[0]]
 
 
@@ -230,6 +148,5 @@ def test_a_poll_that_fails_cancels_the_prediction_it_gives_up_on(
     wait_until(lambda: len(fakes.replicate.polls) >= 2)
     fakes.replicate.push("status", status=500)  # the next poll fails
     caller.join(10)
-    assert answers[0].status_code == 502, answers[0].text
-    assert answers[0].json()["error"]["code"] == "upstream_error"
+    assert_error(answers[0], 502, "upstream_error")
     wait_until(lambda: fakes.replicate.cancels == [fakes.replicate.polls[0]])

@@ -11,21 +11,28 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import openai
 import orjson
 import pytest
 from openapi_spec_validator import validate
-from PIL import Image
 
-from tests.api.images.test_generations import reference
-from tests.conftest import DEV_KEY, TEST_ENV, GatewayFactory, auth, base_config
+from tests.api.images.support import (
+    assert_error,
+    assert_upstream_failure,
+    decode,
+    failed_generation,
+    fake_fixtures,
+    fields_of_400,
+    post_edit,
+    post_generation,
+    sdk,
+    valid_answer,
+)
+from tests.conftest import TEST_ENV, GatewayFactory, auth, base_config
 from tests.fakes.images import image_bytes
-from tests.fakes.server import UvicornServer, serve_aiohttp
+from tests.fakes.server import UvicornServer
 from tests.fakes.stability_images_upstream import make_app
 from tests.fakes.stability_upstream import StabilityFaultPlan
 
@@ -54,49 +61,18 @@ def stability_config(url: str) -> dict[str, Any]:
     return config
 
 
-@pytest.fixture(scope="module")
-def _fake() -> Iterator[tuple[StabilityFaultPlan, str]]:
-    plan = StabilityFaultPlan()
-    with serve_aiohttp(make_app(plan, api_key=SECRET)) as url:
-        yield plan, url
-
-
-@pytest.fixture
-def plan(_fake: tuple[StabilityFaultPlan, str]) -> Iterator[StabilityFaultPlan]:
-    _fake[0].reset()
-    yield _fake[0]
-    _fake[0].reset()
+served_fake, plan = fake_fixtures(StabilityFaultPlan, lambda fresh: make_app(fresh, SECRET))
 
 
 @pytest.fixture
 def server(
-    gateway_factory: GatewayFactory, plan: StabilityFaultPlan, _fake: tuple[Any, str]
+    gateway_factory: GatewayFactory, plan: StabilityFaultPlan, served_fake: tuple[Any, str]
 ) -> UvicornServer:
-    return gateway_factory(stability_config(_fake[1]))
-
-
-def sdk(server: UvicornServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=DEV_KEY, max_retries=0)
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def valid_answer(answer: Any) -> None:
-    body = answer.model_dump(exclude_none=True)
-    assert [e.message for e in reference("ImagesResponse").iter_errors(body)] == []
+    return gateway_factory(stability_config(served_fake[1]))
 
 
 def generate(server: UvicornServer, body: dict[str, Any]) -> httpx.Response:
-    return httpx.post(
-        server.url + "/v1/images/generations",
-        json={"prompt": PROMPT, **body},
-        headers=auth(),
-        timeout=10,
-    )
+    return post_generation(server, {"prompt": PROMPT, **body})
 
 
 def test_sdk_generate_through_core_sends_the_documented_form(
@@ -219,8 +195,7 @@ def test_a_generation_stability_cannot_serve_is_a_400_naming_the_field(
     server: UvicornServer, plan: StabilityFaultPlan, body: dict[str, Any], field: str
 ) -> None:
     response = generate(server, body)
-    assert response.status_code == 400, response.text
-    assert field in [detail["field"] for detail in response.json()["error"]["details"]]
+    assert field in fields_of_400(response)
     assert plan.calls == 0
 
 
@@ -229,19 +204,9 @@ def test_an_edit_stability_cannot_serve_is_a_400_naming_the_field(
     server: UvicornServer, plan: StabilityFaultPlan, extra: str, field: str
 ) -> None:
     source = image_bytes("PNG", (256, 256))
-    response = httpx.post(
-        server.url + "/v1/images/edits",
-        files=[
-            ("model", (None, "sd-ultra")),
-            ("prompt", (None, "snow")),
-            ("image", ("a.png", source, "image/png")),
-            (extra, ("b.png", source, "image/png")),  # a mask, or a second image
-        ],
-        headers=auth(),
-        timeout=10,
-    )
-    assert response.status_code == 400, response.text
-    assert [d["field"] for d in response.json()["error"]["details"]] == [field]
+    fields = {"model": "sd-ultra", "prompt": "snow"}
+    response = post_edit(server, fields, [("image", source), (extra, source)])  # mask, 2nd image
+    assert fields_of_400(response) == [field]
     assert plan.calls == 0
 
 
@@ -269,12 +234,8 @@ def test_a_content_filtered_image_is_a_client_error(
 def test_stability_errors_map_to_the_envelope(
     server: UvicornServer, plan: StabilityFaultPlan, fault: dict[str, Any], status: int, code: str
 ) -> None:
-    plan.push("status", times=2, **fault)
-    response = generate(server, {"model": "sd-ultra"})
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code and error["request_id"] == response.headers["x-request-id"]
-    assert SECRET not in response.text and "127.0.0.1" not in response.text
+    response = failed_generation(server, plan, fault, {"model": "sd-ultra", "prompt": PROMPT})
+    assert_upstream_failure(response, status, code, (SECRET, "127.0.0.1"))
 
 
 @pytest.mark.parametrize("fault", ["empty", "malformed"])
@@ -282,9 +243,7 @@ def test_an_answer_that_is_no_image_is_an_upstream_error(
     server: UvicornServer, plan: StabilityFaultPlan, fault: str
 ) -> None:
     plan.push(fault, times=2)
-    response = generate(server, {"model": "sd-core"})
-    assert response.status_code == 502, response.text
-    assert response.json()["error"]["code"] == "upstream_error"
+    assert_error(generate(server, {"model": "sd-core"}), 502, "upstream_error")
 
 
 def test_the_openapi_document_states_what_stability_makes(server: UvicornServer) -> None:
