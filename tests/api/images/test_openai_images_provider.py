@@ -27,6 +27,7 @@ from tests.api.images.support import (
     fields_of_400,
     post_edit,
     post_generation,
+    reference,
     sdk,
     valid_answer,
 )
@@ -131,6 +132,8 @@ def test_sdk_generate_b64_json_sends_the_documented_json(
         "output_format": "webp",
         "output_compression": 80,
     }
+    # What the gateway sends is itself a valid request of OpenAI's own schema.
+    assert list(reference("CreateImageRequest").iter_errors(seen.body)) == []
 
 
 def test_sdk_generate_url_answers_the_gateways_artifact(
@@ -166,6 +169,7 @@ def test_dall_e_is_asked_for_b64_json_and_its_revised_prompt_is_kept(
         "quality": "hd",
         "response_format": "b64_json",
     }
+    assert list(reference("CreateImageRequest").iter_errors(plan.requests[0].body)) == []
     assert plan.downloads == []  # the image came in the answer
 
 
