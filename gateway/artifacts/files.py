@@ -215,6 +215,27 @@ class Artifacts:
             raise
         return record
 
+    async def keep_image(
+        self, data: bytes, *, owner: str, kind: str, extension: str, content_type: str
+    ) -> Artifact:
+        """An image already in memory, kept as an artifact (``image-{id}.{extension}``)."""
+        pending = self.begin()
+        try:
+            await pending.write(data)
+            return await self.publish(
+                pending,
+                owner=owner,
+                kind=kind,
+                filename=f"image-{pending.artifact_id}.{extension}",
+                content_type=content_type,
+            )
+        finally:
+            pending.discard()  # a no-op once published
+
+    async def read_whole(self, record: Artifact) -> bytes:
+        """An artifact's bytes in memory (for files the caller has already bounded in size)."""
+        return b"".join([b async for b in self.files.read(record.artifact_id, 0, record.bytes - 1)])
+
     async def remove(self, artifact_id: str) -> None:
         await self.index.delete(artifact_id)
         self.files.delete(artifact_id)

@@ -234,19 +234,13 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
     async def _keep(self, key: KeySettings, data: bytes, content_type: str, kind: str) -> str:
         """An image kept as an artifact of the key (``kind``: output, or upload for the inputs
         of an async edit); its id."""
-        pending = self.artifacts.begin()
-        extension = EXTENSIONS.get(content_type, "bin")
-        try:
-            await pending.write(data)
-            record = await self.artifacts.publish(
-                pending,
-                owner=key.name,
-                kind=kind,
-                filename=f"image-{pending.artifact_id}.{extension}",
-                content_type=content_type,
-            )
-        finally:
-            pending.discard()  # a no-op once published
+        record = await self.artifacts.keep_image(
+            data,
+            owner=key.name,
+            kind=kind,
+            extension=EXTENSIONS.get(content_type, "bin"),
+            content_type=content_type,
+        )
         self._metrics.artifact_bytes.labels(kind).inc(record.bytes)
         return record.artifact_id
 
@@ -378,8 +372,7 @@ class ImageEditsEndpoint(CreateEndpoint[PreparedEdit]):
         if not record.content_type.startswith("image/") or record.bytes > self._max_bytes:
             issue = f"an image artifact of at most {self._max_bytes} bytes"
             raise invalid([{"field": "image_artifact_id", "issue": issue}])
-        parts = [b async for b in artifacts.files.read(record.artifact_id, 0, record.bytes - 1)]
-        return _input_image(b"".join(parts), "image_artifact_id")
+        return _input_image(await artifacts.read_whole(record), "image_artifact_id")
 
     def run(
         self, request: Request, key: KeySettings, prepared: PreparedEdit, ticket: Ticket | None

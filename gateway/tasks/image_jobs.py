@@ -112,10 +112,7 @@ class ImageJobs:
             record = await self._artifacts.lookup(artifact_id, task.owner)
         except GatewayError as error:
             raise GatewayError("invalid_request", "An input image of the task is gone.") from error
-        parts = [
-            b async for b in self._artifacts.files.read(record.artifact_id, 0, record.bytes - 1)
-        ]
-        return InputImage(b"".join(parts), record.content_type)
+        return InputImage(await self._artifacts.read_whole(record), record.content_type)
 
 
 def prefers_async(prefer: bytes | None) -> bool:
