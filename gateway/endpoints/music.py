@@ -14,7 +14,6 @@ from typing import Any
 from gateway.artifacts.files import Artifacts
 from gateway.config.settings import KeySettings
 from gateway.contract.errors import GatewayError
-from gateway.contract.ids import new_task_id
 from gateway.contract.music_validate import (
     MusicAsk,
     reference_mode_for,
@@ -29,8 +28,9 @@ from gateway.policy.create import CreateEndpoint, Prepared
 from gateway.policy.idempotency import Idempotency, Ticket
 from gateway.policy.ratelimit import RateLimiter
 from gateway.policy.routing import Candidate, Catalog
-from gateway.stores.base import Task, TaskStore
+from gateway.stores.base import TaskStore
 from gateway.tasks.public import public_task
+from gateway.tasks.records import queued_task
 from gateway.tasks.runner import TaskRunner
 from providers.music.base import MusicAdapter
 
@@ -104,25 +104,13 @@ class MusicEndpoint(CreateEndpoint[PreparedMusic]):
         params["reference_mode"] = reference_mode_for(
             ask, self._adapters[first.deployment.provider]
         )
-        params["plan"] = [
-            {
-                "model": c.model.id,
-                "provider": c.deployment.provider,
-                "upstream_model": c.deployment.model,
-            }
-            for c in plan
-        ]
-        now = self._artifacts.now()
-        task = Task(
-            task_id=new_task_id(),
-            owner=key.name,
-            type=ask.capability,
-            status="queued",
-            model=first.model.id,
-            created_at=now,
-            updated_at=now,
-            params=params,
+        task = queued_task(
+            key.name,
+            ask.capability,
+            plan,
+            params,
             request_id=request.ctx.request_id,
+            now=self._artifacts.now(),
         )
         await self._tasks.create(task)
         request.ctx.model_served = first.model.id

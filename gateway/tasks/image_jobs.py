@@ -19,10 +19,10 @@ from typing import Any
 
 from gateway.artifacts.files import Artifacts
 from gateway.contract.errors import GatewayError
-from gateway.contract.ids import new_task_id
 from gateway.contract.images_validate import ImageAsk
 from gateway.policy.routing import Candidate
 from gateway.stores.base import Task
+from gateway.tasks.records import queued_task
 from providers.base import UpstreamError
 from providers.images.base import ImageRequest, ImagesAdapter, InputImage
 from providers.music.base import MusicJob, MusicOutput, MusicRequest, MusicStatus
@@ -151,23 +151,6 @@ def image_task(
         "strength": ask.strength,
         "image_artifact_ids": image_ids,
         "mask_artifact_id": mask_id,
-        "plan": [
-            {
-                "model": c.model.id,
-                "provider": c.deployment.provider,
-                "upstream_model": c.deployment.model,
-            }
-            for c in plan
-        ],
     }
-    return Task(
-        task_id=new_task_id(),
-        owner=owner,
-        type=IMAGE_TASK_PREFIX + ask.kind,
-        status="queued",
-        model=plan[0].model.id,
-        created_at=now,
-        updated_at=now,
-        params=params,
-        request_id=request_id,
-    )
+    task_type = IMAGE_TASK_PREFIX + ask.kind
+    return queued_task(owner, task_type, plan, params, request_id=request_id, now=now)
