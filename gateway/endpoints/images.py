@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -90,19 +91,20 @@ def base_url(request: Request) -> str:
     return f"{scheme}://{host}"
 
 
+@dataclass(slots=True)
 class PreparedImages(Prepared):
     """An image request past validation and routing."""
 
-    __slots__ = ("ask", "body", "path", "plan")
-
-    def __init__(self, path: str, body: dict[str, Any], ask: ImageAsk, plan: list[Candidate]):
-        self.path = path
-        self.body = body
-        self.ask = ask
-        self.plan = plan
+    path: str
+    body: dict[str, Any]
+    ask: ImageAsk
+    plan: list[Candidate]
+    asynchronous: bool  # Prefer: respond-async
 
     def fingerprint(self) -> str:
-        return Idempotency.fingerprint("POST", self.path, self.body)
+        # A task and an answer are different outcomes: an Idempotency-Key tells them apart.
+        path = self.path + "#async" if self.asynchronous else self.path
+        return Idempotency.fingerprint("POST", path, self.body)
 
 
 class ImagesEndpoint(CreateEndpoint[PreparedImages]):
@@ -142,14 +144,20 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
         ask = validate_image(body, edit=False)
         plan = supporting(ask, self.catalog.resolve(ask.model, key, ask.capability), self.adapters)
         request.ctx.model_asked = ask.model
-        # A task and an answer are different outcomes: an Idempotency-Key tells them apart.
-        path = request.path + ("#async" if prefers_async(request.header(b"prefer")) else "")
-        return PreparedImages(path, body, ask, plan)
+        asynchronous = prefers_async(request.header(b"prefer"))
+        return PreparedImages(request.path, body, ask, plan, asynchronous)
 
     def run(
         self, request: Request, key: KeySettings, prepared: PreparedImages, ticket: Ticket | None
     ) -> Awaitable[None]:
-        return self.serve(request, key, prepared.ask, prepared.plan, ticket=ticket)
+        return self.serve(
+            request,
+            key,
+            prepared.ask,
+            prepared.plan,
+            asynchronous=prepared.asynchronous,
+            ticket=ticket,
+        )
 
     async def serve(
         self,
@@ -160,12 +168,14 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
         *,
         images: tuple[InputImage, ...] = (),
         mask: InputImage | None = None,
+        asynchronous: bool,
         ticket: Ticket | None,
     ) -> None:
-        """Make the images and answer OpenAI's ``ImagesResponse``."""
+        """Make the images and answer OpenAI's ``ImagesResponse`` (``asynchronous``: queue a
+        task and answer 202 instead)."""
         # Rate limits come after the Idempotency-Key: a replay is never charged.
         plan, reservation = await self._limiter.admit(key, plan, None)
-        if prefers_async(request.header(b"prefer")):
+        if asynchronous:
             await self._enqueue(request, key, ask, plan, images=images, mask=mask, ticket=ticket)
             return
         ctx = request.ctx
@@ -272,24 +282,16 @@ class ImagesEndpoint(CreateEndpoint[PreparedImages]):
         return f"{base_url(request)}/v1/artifacts/{artifact_id}/content"
 
 
+@dataclass(slots=True)
 class PreparedEdit(Prepared):
     """An edit whose whole form is in and checked: its images in memory, none decoded yet."""
 
-    __slots__ = ("ask", "digest", "images", "mask", "plan")
-
-    def __init__(
-        self,
-        ask: ImageAsk,
-        plan: list[Candidate],
-        images: tuple[InputImage, ...],
-        mask: InputImage | None,
-        digest: str,
-    ) -> None:
-        self.ask = ask
-        self.plan = plan
-        self.images = images
-        self.mask = mask
-        self.digest = digest
+    ask: ImageAsk
+    plan: list[Candidate]
+    images: tuple[InputImage, ...]
+    mask: InputImage | None
+    digest: str
+    asynchronous: bool  # Prefer: respond-async
 
     def fingerprint(self) -> str:
         return self.digest
@@ -354,12 +356,20 @@ class ImageEditsEndpoint(CreateEndpoint[PreparedEdit]):
         )
         request.ctx.model_asked = ask.model
         digest = hashlib.sha256(orjson.dumps(sorted(form.fields.items())))
-        if prefers_async(request.header(b"prefer")):
+        asynchronous = prefers_async(request.header(b"prefer"))
+        if asynchronous:  # a task, not an answer: another outcome for the Idempotency-Key
             digest.update(b"#async")
         for image in (*images, *masks):
             digest.update(hashlib.sha256(image.data).digest())
         mask = masks[0] if masks else None
-        return PreparedEdit(ask, plan, tuple(images), mask, f"{request.path}:{digest.hexdigest()}")
+        return PreparedEdit(
+            ask,
+            plan,
+            tuple(images),
+            mask,
+            digest=f"{request.path}:{digest.hexdigest()}",
+            asynchronous=asynchronous,
+        )
 
     async def _artifact_image(self, artifact_id: str, key: KeySettings) -> InputImage:
         """An uploaded (or generated) image of this key, read back from disk."""
@@ -384,5 +394,6 @@ class ImageEditsEndpoint(CreateEndpoint[PreparedEdit]):
             prepared.plan,
             images=prepared.images,
             mask=prepared.mask,
+            asynchronous=prepared.asynchronous,
             ticket=ticket,
         )
