@@ -193,9 +193,7 @@ class ChatEndpoint(RoutedEndpoint[PreparedChat]):
                 # upstream connection goes back to the pool).
                 tail = events if type(first) is FinalBatch else b""
                 if events and not tail:
-                    if ticket is not None:
-                        ticket.record(events)
-                    await send({"type": "http.response.body", "body": events, "more_body": True})
+                    await self._send_events(send, events, ticket)
                 try:
                     async for batch in rest:
                         if tail:  # not the last after all
@@ -240,10 +238,12 @@ class ChatEndpoint(RoutedEndpoint[PreparedChat]):
                 await rest.aclose()  # type: ignore[attr-defined]
 
     @staticmethod
-    async def _send_events(send: Send, events: bytes, ticket: Ticket | None) -> None:
+    def _send_events(send: Send, events: bytes, ticket: Ticket | None) -> Awaitable[None]:
+        """One batch of events to the client (kept for replay under a key). Returns the send's
+        own awaitable, so a batch costs no coroutine of its own."""
         if ticket is not None:
             ticket.record(events)
-        await send({"type": "http.response.body", "body": events, "more_body": True})
+        return send({"type": "http.response.body", "body": events, "more_body": True})
 
     @staticmethod
     def _events(
