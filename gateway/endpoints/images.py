@@ -48,6 +48,7 @@ from gateway.tasks.public import public_task
 from gateway.tasks.runner import TaskRunner
 from providers.base import ChatCall
 from providers.images.base import (
+    EXTENSIONS,
     ImageOutput,
     ImageRequest,
     ImagesAdapter,
@@ -55,7 +56,6 @@ from providers.images.base import (
     sniff_image,
 )
 
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 FILE_FIELDS = frozenset({"image", "image[]", "mask"})
 MAX_IMAGES = 16  # as OpenAI's GPT image models take
 # An edit's files are held in memory while it runs: at most this much (or the upload limit).

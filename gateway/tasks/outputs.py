@@ -14,10 +14,10 @@ from gateway.artifacts.files import Artifacts
 from gateway.artifacts.media import EXTENSIONS, SNIFF_BYTES, sniff_audio
 from gateway.stores.base import Artifact, Task
 from providers.base import UpstreamError
+from providers.images.base import EXTENSIONS as IMAGE_EXTENSIONS
 from providers.music.base import MusicAdapter, MusicOutput
 
 DOWNLOAD_ATTEMPTS = 3
-IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 async def store_output(
