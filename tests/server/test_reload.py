@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from tests.conftest import wait_until
 from tests.server.test_process import free_port
 
 OLD_KEY = "reload-old-key"
@@ -62,11 +63,8 @@ def metric(url: str, line_start: str) -> float | None:
     return None
 
 
-def wait_for(url: str, line_start: str, value: float, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while metric(url, line_start) != value:
-        assert time.monotonic() < deadline, f"{line_start} never reached {value}"
-        time.sleep(0.02)
+def wait_for(url: str, line_start: str, value: float) -> None:
+    wait_until(lambda: metric(url, line_start) == value, timeout=15)
 
 
 def status(url: str, key: str) -> int:
