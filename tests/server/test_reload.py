@@ -15,7 +15,6 @@ import hashlib
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import orjson
 
 from tests.conftest import wait_until
 from tests.server.test_process import free_port
+from tests.server.test_shutdown import is_healthy
 
 OLD_KEY = "reload-old-key"
 NEW_KEY = "reload-rotated-key"
@@ -85,15 +85,8 @@ def running(workdir: Path, text: str) -> Iterator[tuple[str, subprocess.Popen[by
     port = text.split("port = ", 1)[1].split("\n", 1)[0]
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, (
-                workdir / "out.log"
-            ).read_text()
-            time.sleep(0.02)
+        wait_until(lambda: process.poll() is not None or is_healthy(url), timeout=15)
+        assert process.poll() is None, (workdir / "out.log").read_text()
         yield url, process, config
     finally:
         process.kill()
