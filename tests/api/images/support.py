@@ -3,6 +3,7 @@ calls they make on the gateway, and serving a fake upstream reset around each te
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import socket
@@ -54,6 +55,16 @@ def reference(name: str) -> Draft202012Validator:
 def images_response(answer: object) -> None:
     """``answer`` (decoded JSON) is a valid ``ImagesResponse``."""
     assert [e.message for e in reference("ImagesResponse").iter_errors(answer)] == []
+
+
+def generated_images(server: UvicornServer, **arguments: Any) -> list[Image.Image]:
+    """``images.generate`` through the SDK as ``b64_json``: the raw answer checked against
+    ``ImagesResponse``, its images decoded."""
+    raw = sdk(server).images.with_raw_response.generate(response_format="b64_json", **arguments)
+    images_response(raw.http_response.json())
+    answer = raw.parse()
+    assert answer.data is not None
+    return [decode(base64.b64decode(item.b64_json or "")) for item in answer.data]
 
 
 def valid_answer(answer: Any) -> None:

@@ -12,6 +12,7 @@ import httpx
 from tests.api.images.conftest import FAL_KEY, ImageFakes
 from tests.api.images.support import (
     decode,
+    generated_images,
     images_response,
     refused_fields,
     sdk,
@@ -22,20 +23,17 @@ from tests.fakes.server import UvicornServer
 
 
 def test_sdk_generate_b64_json_through_the_queue(hosted: UvicornServer, fakes: ImageFakes) -> None:
-    raw = sdk(hosted).images.with_raw_response.generate(
+    images = generated_images(
+        hosted,
         model="fal-flux",
         prompt="a paper boat",
         size="1024x768",
         output_format="png",
-        response_format="b64_json",
         n=3,
         extra_body={"seed": 5},
     )
-    images_response(raw.http_response.json())
-    answer = raw.parse()
-    assert answer.data is not None and len(answer.data) == 3
-    for item in answer.data:
-        image = decode(base64.b64decode(item.b64_json or ""))
+    assert len(images) == 3
+    for image in images:
         assert (image.format, image.size) == ("PNG", (64, 48))  # a sixteenth of 1024x768
     (submitted,) = fakes.fal.submitted
     assert submitted == {

@@ -15,6 +15,7 @@ from tests.api.images.conftest import REPLICATE_TOKEN, ImageFakes, hosted_config
 from tests.api.images.support import (
     assert_error,
     decode,
+    generated_images,
     images_response,
     post_generation,
     sdk,
@@ -27,20 +28,17 @@ from tests.fakes.server import UvicornServer
 def test_sdk_generate_b64_json_sends_flux_input_and_returns_the_images(
     hosted: UvicornServer, fakes: ImageFakes
 ) -> None:
-    raw = sdk(hosted).images.with_raw_response.generate(
+    images = generated_images(
+        hosted,
         model="flux-schnell",
         prompt="a lighthouse at dusk",
         size="1536x1024",
         output_format="webp",
-        response_format="b64_json",
         n=2,
         extra_body={"seed": 7},
     )
-    images_response(raw.http_response.json())
-    answer = raw.parse()
-    assert answer.data is not None and len(answer.data) == 2
-    for item in answer.data:
-        image = decode(base64.b64decode(item.b64_json or ""))
+    assert len(images) == 2
+    for image in images:
         assert image.format == "WEBP" and image.size == (48, 32)  # the fake's 3:2
     (created,) = fakes.replicate.created
     assert created["model"] == "black-forest-labs/flux-schnell"
